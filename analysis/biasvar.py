@@ -1,0 +1,175 @@
+"""Bias-variance decompositions of the trained detectors against the exact posterior.
+
+Every trial predicts bit probabilities ``p_hat = P(b_j = 1 | y)`` on one shared evaluation set
+(``trainables.trial.shared_eval_set``), so replicates that differ only in their seed (and hence in
+their finite training set) can be compared sample by sample with the exact posterior
+``eta = trainables.reference.posterior(y, no, k)``. Two decompositions per group and Eb/N0:
+
+Squared error on bit probabilities, with the expectation over ``b | y`` taken analytically::
+
+    expected_loss = mean[eta (1 - p_hat)^2 + (1 - eta) p_hat^2]
+                  = noise (mean eta (1 - eta)) + bias2 (mean (eta - p_bar)^2)
+                    + variance (mean Var_r p_hat, ddof 0)
+
+0-1 loss after Domingos (2000), against the MAP decision ``y* = 1[eta > 0.5]`` and the main
+prediction ``y_m`` = majority vote of the replicates' hard decisions ``1[p_hat > 0.5]``::
+
+    loss01 = mean(c1 N + B + c2 V),  N = min(eta, 1 - eta),  B = 1[y_m != y*],
+    V = P_D(y != y_m),  c1 = 2 P_D(y = y*) - 1,  c2 = +1 if y_m == y* else -1
+
+A tied vote (even number of replicates, half of them deciding 1) is broken towards ``y*``: bias
+is counted only where a strict majority of replicates disagrees with the MAP decision.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from analysis import collect
+from trainables.reference import posterior
+from trainables.trial import shared_eval_set
+
+SQUARED = ["expected_loss", "noise", "bias2", "variance"]
+ZERO_ONE = ["loss01", "noise01", "bias01", "var01", "net_var01"]
+MIN_REPLICATES = 2  # a variance needs at least two training sets
+
+
+def decompose_squared(eta: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    """Squared-error decomposition of replicate predictions against the exact posterior.
+
+    Input
+    -----
+    eta : [n, k], float, exact P(b_j = 1 | y)
+    p : [replicates, n, k], float, each replicate's predicted P(b_j = 1 | y)
+    """
+    eta, p = np.asarray(eta, np.float64), np.asarray(p, np.float64)
+    p_bar = p.mean(axis=0)  # [n, k]
+    loss = eta * (1 - p) ** 2 + (1 - eta) * p**2  # [replicates, n, k]: E_b|y (b - p)^2
+    return {
+        "expected_loss": float(loss.mean()),
+        "noise": float((eta * (1 - eta)).mean()),
+        "bias2": float(((eta - p_bar) ** 2).mean()),
+        "variance": float(p.var(axis=0).mean()),
+    }
+
+
+def decompose_zero_one(eta: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    """Domingos (2000) 0-1 loss decomposition against the MAP decision (inputs as above)."""
+    eta, p = np.asarray(eta, np.float64), np.asarray(p, np.float64)
+    y_star = eta > 0.5  # [n, k]
+    hard = p > 0.5  # [replicates, n, k]
+    ones = hard.mean(axis=0)  # [n, k]: fraction of replicates deciding 1
+    y_main = np.where(ones == 0.5, y_star, ones > 0.5)  # ties go to the MAP decision
+    noise = np.minimum(eta, 1 - eta)
+    bias = (y_main != y_star).astype(np.float64)
+    var = (hard != y_main).mean(axis=0)
+    c1 = 2 * (hard == y_star).mean(axis=0) - 1
+    c2 = np.where(bias > 0, -1.0, 1.0)
+    loss = np.where(hard, 1 - eta, eta)  # [replicates, n, k]: P(b != decision | y)
+    return {
+        "loss01": float(loss.mean()),
+        "noise01": float(noise.mean()),
+        "bias01": float(bias.mean()),
+        "var01": float(var.mean()),
+        "net_var01": float((c2 * var).mean()),
+        "identity01": float((c1 * noise + bias + c2 * var).mean()),
+    }
+
+
+def exact_posterior(k: int, ebno_db: float, n: int) -> np.ndarray:
+    """Exact posterior on the shared evaluation set: float64 ``[n, k]``."""
+    batch = shared_eval_set(k, float(ebno_db), n)
+    return posterior(batch.y, batch.no, k).to(torch.float64).numpy()
+
+
+def axis_columns(trials: pd.DataFrame) -> list[str]:
+    """The axis columns of a trials table (everything that is not id, status, seed or summary)."""
+    fixed = {"trial_id", "status", "seed", "config_json", *collect.SUMMARY_COLUMNS}
+    return [c for c in trials.columns if c not in fixed]
+
+
+def replicate_groups(trials: pd.DataFrame) -> pd.DataFrame:
+    """Completed trials with a ``group`` column: the config without its seed, as JSON."""
+    done = trials[trials["status"] == "completed"].copy()
+    configs = [json.loads(c) for c in done["config_json"]]
+    for cfg in configs:
+        cfg.pop("seed", None)
+    done["group"] = [json.dumps(c, sort_keys=True) for c in configs]
+    done["train.symbols"] = [c.get("train", {}).get("symbols") for c in configs]
+    done["num_bits_per_symbol"] = [
+        c.get("modulation", {}).get("num_bits_per_symbol", 4) for c in configs
+    ]
+    sizes = done.groupby("group")["trial_id"].transform("size")
+    return done[sizes >= MIN_REPLICATES]
+
+
+def read_predictions(out: Path, trial_ids) -> pd.DataFrame:
+    """The ``predictions.parquet`` of the given trials, concatenated (missing files skipped)."""
+    paths = [Path(out) / "trials" / t / "predictions.parquet" for t in trial_ids]
+    frames = [pd.read_parquet(p) for p in paths if p.exists()]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def group_rows(members: pd.DataFrame, predictions: pd.DataFrame, keys: list[str]) -> list[dict]:
+    """One row per Eb/N0 point that every replicate of the group predicted."""
+    first, rows = members.iloc[0], []
+    k = int(first["num_bits_per_symbol"])
+    mine = predictions[predictions["trial_id"].isin(members["trial_id"])]
+    columns = [f"p{j}" for j in range(k)]
+    for ebno_db, point in mine.groupby("ebno_db"):
+        point = point.sort_values(["trial_id", "symbol"])
+        counts = point.groupby("trial_id").size()
+        if len(counts) < MIN_REPLICATES or counts.nunique() != 1:
+            continue  # a replicate is missing this point or predicted a different set
+        n = int(counts.iloc[0])
+        p = point[columns].to_numpy(np.float64).reshape(len(counts), n, k)  # [replicates, n, k]
+        eta = exact_posterior(k, ebno_db, n)  # [n, k]
+        row = {key: first[key] for key in keys}
+        row.update(ebno_db=float(ebno_db), replicates=len(counts), symbols=n)
+        row.update(decompose_squared(eta, p))
+        row.update(decompose_zero_one(eta, p))
+        rows.append(row)
+    return rows
+
+
+def bias_variance_table(
+    source: Path | str | pd.DataFrame, predictions: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Both decompositions for every group of ≥ 2 completed trials that differ only in seed.
+
+    Parameters
+    ----------
+    source : a run folder DIR (reads ``trials.parquet`` and each trial's predictions), or a
+        trials table (as ``analysis.collect.trials_frame``) with ``predictions`` given
+    predictions : the trials' ``predictions.parquet`` rows, concatenated
+
+    Output
+    ------
+    One row per group and eval Eb/N0: the non-seed axis values, ``num_params``,
+    ``train.symbols``, ``ebno_db``, ``replicates``, ``symbols``, :data:`SQUARED` and
+    :data:`ZERO_ONE` columns.
+    """
+    if isinstance(source, pd.DataFrame):
+        if predictions is None:
+            raise ValueError("bias_variance_table(trials_frame) needs the predictions frame too")
+        trials = source
+    else:
+        trials = pd.read_parquet(Path(source) / "trials.parquet")
+    keys = list(dict.fromkeys([*axis_columns(trials), "num_params", "train.symbols"]))
+    columns = [*keys, "ebno_db", "replicates", "symbols", *SQUARED, *ZERO_ONE]
+    if trials.empty or "config_json" not in trials:
+        return pd.DataFrame(columns=columns)
+    grouped = replicate_groups(trials)
+    if predictions is None:
+        predictions = read_predictions(Path(source), grouped["trial_id"])
+    if grouped.empty or predictions.empty:
+        return pd.DataFrame(columns=columns)
+    rows = [
+        r for _, m in grouped.groupby("group", sort=False) for r in group_rows(m, predictions, keys)
+    ]
+    return pd.DataFrame(rows, columns=columns)

@@ -1,0 +1,165 @@
+"""The ``symgrid`` command: run, resume, validate, presets, trial, report.
+
+Bad input is one line on stderr naming the field and what is allowed, exit code 2, and nothing
+written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from grid.spec import SpecError, describe, expand, load_spec, load_yaml, preset_names
+from trainables.schema import ConfigError
+
+EXIT_BAD_INPUT = 2
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line instead of usage + message
+        print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="symgrid", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    run = sub.add_parser("run", help="run a grid (a spec file or a preset name)")
+    run.add_argument("spec")
+    run.add_argument("--out", type=Path, help="output folder (default: results/<name>)")
+    run.add_argument("--address", help="join a Ray cluster: auto or ray://host:10001")
+    run.add_argument("--storage", help="Ray storage URI (s3://, gs://, shared path) for clusters")
+    run.add_argument("--num-cpus", type=int, help="CPUs of the embedded local Ray")
+    run.add_argument("--num-gpus", type=int, help="GPUs (logical ones too) of the local Ray")
+    run.add_argument("--max-concurrent", type=int, help="at most this many trials at once")
+    run.add_argument("--yes", action="store_true", help="allow grids over 10,000 trials")
+    run.add_argument("--no-report", action="store_true", help="skip the report at the end")
+    run.add_argument("--verbose", action="store_true", help="show Ray's own output")
+
+    resume = sub.add_parser("resume", help="continue an interrupted run")
+    resume.add_argument("dir", type=Path)
+    resume.add_argument("--no-report", action="store_true")
+    resume.add_argument("--verbose", action="store_true")
+
+    validate = sub.add_parser("validate", help="check a spec; print axes, trial count, cost")
+    validate.add_argument("spec")
+    validate.add_argument("--yes", action="store_true")
+
+    sub.add_parser("presets", help="list the shipped presets")
+
+    trial = sub.add_parser("trial", help="run one trial config in-process (no Ray)")
+    trial.add_argument("config", type=Path)
+    trial.add_argument("--out", type=Path, required=True)
+    trial.add_argument("--trial-id", default="t0000")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (SpecError, ConfigError) as err:
+        print(f"symgrid: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("symgrid: interrupted", file=sys.stderr)
+        return 130
+
+
+def cmd_run(args) -> int:
+    from grid.run import RunError, run_grid  # Ray is imported only when a run starts
+
+    spec = load_spec(args.spec, allow_large=args.yes)
+    trials = expand(spec)
+    out = args.out or Path("results") / spec.name
+    command = shlex.join(["symgrid", *sys.argv[1:]]) if sys.argv[1:] else "symgrid run"
+    try:
+        code = run_grid(
+            spec,
+            trials,
+            out,
+            address=args.address,
+            storage=args.storage,
+            num_cpus=args.num_cpus,
+            num_gpus=args.num_gpus,
+            max_concurrent=args.max_concurrent,
+            verbose=args.verbose,
+            command=command,
+        )
+    except RunError as err:
+        print(f"symgrid: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return code
+
+
+def cmd_resume(args) -> int:
+    from grid.run import RunError, resume_grid
+
+    if not (args.dir / "run.json").exists() or not (args.dir / "spec.yaml").exists():
+        print(
+            f"symgrid: error: {args.dir}: not a symgrid run folder (no run.json)", file=sys.stderr
+        )
+        return EXIT_BAD_INPUT
+    spec = load_spec(str(args.dir / "spec.yaml"), allow_large=True)
+    try:
+        return resume_grid(args.dir, spec, verbose=args.verbose)
+    except RunError as err:
+        print(f"symgrid: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def cmd_validate(args) -> int:
+    spec = load_spec(args.spec, allow_large=args.yes)
+    print(describe(spec))
+    return 0
+
+
+def cmd_presets(args) -> int:
+    for name in preset_names():
+        spec = load_spec(name, allow_large=True)
+        print(f"{name:15s} {spec.trial_count:6d} trials  {spec.description}")
+    return 0
+
+
+def cmd_trial(args) -> int:
+    from trainables.config import config_to_dict, parse_trial_config
+    from trainables.records import write_trial_dir
+    from trainables.trial import run_trial
+
+    if not args.config.is_file():
+        raise SpecError(str(args.config), "no such file")
+    config = config_to_dict(parse_trial_config(load_yaml(args.config)))  # errors before writing
+    print(
+        f"{'epoch':>5} {'lr':>9} {'train_loss':>10} {'val_loss':>9} {'train_ber':>9} {'val_ber':>8}"
+    )
+    fmt = "{epoch:5d} {lr:9.2e} {train_loss:10.4f} {val_loss:9.4f} {train_ber:9.4f} {val_ber:8.4f}"
+    outcome = run_trial(config, lambda row, trainer: print(fmt.format(**row), flush=True))
+    write_trial_dir(outcome, args.trial_id, args.out, {"axes": {}, "config": config})
+    print(
+        f"\nstatus: {outcome.status}; Eb/N0 sweep against the bitwise-MAP detector (same samples):"
+    )
+    print(f"{'Eb/N0 dB':>8} {'bits':>10} {'ber':>10} {'ber_map':>10} {'ratio':>6} {'mcnemar_p':>9}")
+    for p in outcome.ber:
+        ratio = p["ber"] / p["ber_map"] if p["ber_map"] else float("nan")
+        print(
+            f"{p['ebno_db']:8.1f} {p['bits']:10d} {p['ber']:10.3e} {p['ber_map']:10.3e}"
+            f" {ratio:6.3f} {p['mcnemar_p']:9.2g}"
+        )
+    print(f"mean ber/ber_map: {outcome.summary['ber_ratio_map']}; records in {args.out}")
+    return 0 if outcome.status == "completed" else 1
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "resume": cmd_resume,
+    "validate": cmd_validate,
+    "presets": cmd_presets,
+    "trial": cmd_trial,
+}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,245 @@
+"""Run an expanded grid on Ray Tune: embedded local Ray by default, a cluster with ``address``.
+
+Output folder layout::
+
+    DIR/spec.yaml            the resolved spec (reproduces the run)
+    DIR/run.json             name, spec hash, command, Ray experiment path, timings
+    DIR/ray/                 Ray Tune's experiment folder (local storage)
+    DIR/trials/<trial_id>/   each finished or failed trial's records, harvested as it ends
+    DIR/*.parquet            the tables (``analysis.collect``)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import ray
+from ray import tune
+
+from analysis.collect import build_tables
+from grid.spec import Spec, TrialSpec, resolved_yaml, spec_hash
+from trainables.records import epochs_frame, write_json, write_parquet
+from trainables.tune_adapter import trainable
+
+EXPERIMENT = "ray"  # Ray's experiment folder name under the storage path
+AUTO_GPU_FRACTION = 0.25  # four trials share a GPU when the cluster has one
+
+
+class RunError(RuntimeError):
+    """A run that cannot start (one line, shown to the user with exit code 2)."""
+
+
+def prepare_out(out: Path, spec: Spec) -> None:
+    """Check ``out`` is writable and not a previous run, before Ray starts."""
+    if (out / "run.json").exists():
+        raise RunError(
+            f"--out {out}: holds a run already; use `symgrid resume {out}` or a new --out"
+        )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as err:
+        raise RunError(f"--out {out}: cannot write there ({err.strerror or err})") from err
+
+
+def run_grid(
+    spec: Spec,
+    trials: list[TrialSpec],
+    out: Path,
+    *,
+    address: str | None = None,
+    storage: str | None = None,
+    num_cpus: int | None = None,
+    num_gpus: int | None = None,
+    max_concurrent: int | None = None,
+    verbose: bool = False,
+    command: str = "",
+) -> int:
+    """Run every trial; harvest records as trials end; write the tables. Returns an exit code."""
+    out = out.resolve()
+    prepare_out(out, spec)
+    (out / "spec.yaml").write_text(resolved_yaml(spec))
+    storage_path = storage or str(out)
+    info = {
+        "name": spec.name,
+        "spec_hash": spec_hash(spec),
+        "command": command,
+        "experiment_path": f"{storage_path.rstrip('/')}/{EXPERIMENT}",
+        "trials": len(trials),
+        "axes": list(spec.axes),
+        "started_at": now(),
+        "ray": {"address": address, "num_cpus": num_cpus, "num_gpus": num_gpus},
+    }
+    write_json(info, out / "run.json")
+    with ray_session(address, num_cpus, num_gpus, verbose):
+        resources = trial_resources(spec)
+        tuner = tune.Tuner(
+            tune.with_resources(trainable, resources),
+            param_space={"trial": tune.grid_search([dataclasses.asdict(t) for t in trials])},
+            tune_config=tune.TuneConfig(
+                reuse_actors=True,
+                max_concurrent_trials=max_concurrent,
+                trial_name_creator=trial_name,
+                trial_dirname_creator=trial_name,
+            ),
+            run_config=tune.RunConfig(
+                name=EXPERIMENT,
+                storage_path=storage_path,
+                failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+                callbacks=[Harvest(str(out)), Progress(spec.name, len(trials), verbose)],
+                verbose=1 if verbose else 0,
+            ),
+        )
+        return finish(tuner.fit(), out, spec)
+
+
+def resume_grid(out: Path, spec: Spec, *, verbose: bool = False) -> int:
+    """Continue an interrupted run: finished trials are not run again."""
+    out = out.resolve()
+    info = json.loads((out / "run.json").read_text())
+    path, cfg = info["experiment_path"], info["ray"]
+    with ray_session(cfg["address"], cfg["num_cpus"], cfg["num_gpus"], verbose):
+        if not tune.Tuner.can_restore(path):
+            raise RunError(f"{out}: Ray has no experiment state at {path} to resume")
+        tuner = tune.Tuner.restore(
+            path,
+            trainable=tune.with_resources(trainable, trial_resources(spec)),
+            resume_unfinished=True,
+            restart_errored=True,
+        )
+        return finish(tuner.fit(), out, spec)
+
+
+def finish(results: tune.ResultGrid, out: Path, spec: Spec) -> int:
+    """Harvest any trial the callback missed, write the tables, record the end of the run."""
+    for result in results:
+        trial = result.config["trial"]
+        if not (out / "trials" / trial["trial_id"] / "trial.json").exists():
+            harvest(out, trial, result.checkpoint, result.error)
+    info = json.loads((out / "run.json").read_text())
+    info["finished_at"] = now()
+    write_json(info, out / "run.json")
+    tables = build_tables(out)
+    done = sum(1 for r in results if r.config["trial"]["trial_id"] in tables.finished_ids)
+    print(f"[{spec.name}] {done}/{info['trials']} trials have results in {out}", file=sys.stderr)
+    return 0 if done == info["trials"] else 1
+
+
+def harvest(out: Path, trial: dict, checkpoint: tune.Checkpoint | None, error) -> None:
+    """Copy a trial's records out of its latest checkpoint into DIR/trials/<trial_id>/."""
+    target = out / "trials" / trial["trial_id"]
+    final = False
+    if checkpoint is not None:
+        with checkpoint.as_directory() as directory:
+            final = (Path(directory) / "trial.json").exists()
+            files = ["epochs.parquet", "ber.parquet", "predictions.parquet", "trial.json"]
+            for name in files if final else ["epochs.parquet"]:
+                if (Path(directory) / name).exists():
+                    target.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(Path(directory) / name, target / name)
+    if not final and error is not None:
+        if not (target / "epochs.parquet").exists():
+            write_parquet(epochs_frame(trial["trial_id"], []), target / "epochs.parquet")
+        failed = {"trial_id": trial["trial_id"], "status": "failed", "error": one_line(error)}
+        write_json(
+            {**failed, "axes": trial["axes"], "config": trial["config"]}, target / "trial.json"
+        )
+
+
+class Harvest(tune.Callback):
+    """Saves each trial's records the moment it ends, so an interrupted run loses nothing."""
+
+    def __init__(self, out: str):
+        self.out = out
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        harvest(Path(self.out), trial.config["trial"], trial.checkpoint, None)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        error = trial.error_msg or "trial failed"
+        harvest(Path(self.out), trial.config["trial"], trial.checkpoint, error)
+
+
+class Progress(tune.Callback):
+    """One live line: trials done/total, running, failed and an ETA (Ray's table when verbose)."""
+
+    def __init__(self, name: str, total: int, verbose: bool):
+        self.name, self.total, self.verbose = name, total, verbose
+        self.started, self.last = time.monotonic(), None
+
+    def on_step_end(self, iteration, trials, **info):
+        if self.verbose:
+            return
+        states = [t.status for t in trials]
+        counts = (states.count("TERMINATED"), states.count("RUNNING"), states.count("ERROR"))
+        tty = sys.stderr.isatty()
+        if not tty and counts == self.last:  # a log file gets a line per change, not per second
+            return
+        self.last = counts
+        print(self.line(*counts).ljust(80), end="\r" if tty else "\n", file=sys.stderr, flush=True)
+
+    def line(self, done: int, running: int, failed: int) -> str:
+        elapsed = time.monotonic() - self.started
+        text = f"[{self.name}] {done}/{self.total} done, {running} running, {failed} failed"
+        text += f", {clock(elapsed)} elapsed"
+        if done:
+            text += f", ETA {clock(elapsed / done * (self.total - done - failed))}"
+        return text
+
+    def on_experiment_end(self, trials, **info):
+        if not self.verbose and sys.stderr.isatty():
+            print(file=sys.stderr)
+
+
+def trial_resources(spec: Spec) -> dict:
+    gpu = spec.resources.gpu
+    if gpu == "auto":
+        gpu = AUTO_GPU_FRACTION if ray.cluster_resources().get("GPU", 0) > 0 else 0
+    return {"cpu": spec.resources.cpu, "gpu": gpu}
+
+
+class ray_session:
+    """``ray.init`` for the run and ``ray.shutdown`` after, unless Ray was already up."""
+
+    def __init__(self, address, num_cpus, num_gpus, verbose):
+        local = {"num_cpus": num_cpus, "num_gpus": num_gpus, "include_dashboard": False}
+        self.kwargs = {"address": address} if address else local
+        self.verbose, self.owned = verbose, False
+
+    def __enter__(self):
+        if not ray.is_initialized():
+            quiet = {} if self.verbose else {"logging_level": "ERROR", "log_to_driver": False}
+            ray.init(**quiet, **self.kwargs)
+            self.owned = True
+        return self
+
+    def __exit__(self, *exc):
+        if self.owned:
+            ray.shutdown()
+
+
+def trial_name(trial) -> str:
+    return trial.config["trial"]["trial_id"]
+
+
+def one_line(error) -> str:
+    text = str(error).strip().splitlines()
+    return text[-1][:500] if text else type(error).__name__
+
+
+def clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}m{secs:02d}s"
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat()

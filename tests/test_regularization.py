@@ -1,0 +1,60 @@
+"""Penalties on weights only, weight decay as the lecture's update, early stopping."""
+
+import pytest
+import torch
+from torch import nn
+
+from trainables import regularization as reg
+from trainables.config import parse_trial_config
+
+
+def model():
+    torch.manual_seed(0)  # test-only: a fixed small net
+    return nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1))
+
+
+def knobs(value):
+    return reg.plan(parse_trial_config({"regularization": value}).regularization)
+
+
+def test_plan_folds_settings():
+    plan = knobs(["l2", {"name": "l1", "weight": 0.01}, "dropout", "early_stopping"])
+    assert plan.weight_decay == 1e-4 and plan.l1 == 0.01 and plan.dropout == 0.1
+    assert plan.early_stopping.patience == 3
+    net = knobs({"name": "elastic_net", "weight": 0.1, "beta": 2.0})
+    assert net.l1 == 0.1 and net.l2 == pytest.approx(0.2)
+
+
+def test_penalty_counts_weights_not_biases():
+    m = model()
+    w = [m[0].weight, m[2].weight]
+    plan = reg.Plan(l1=0.3, l2=0.7)
+    expected = sum(0.3 * x.abs().sum() + 0.7 * x.square().sum() for x in w)
+    torch.testing.assert_close(reg.penalty(m, plan), expected)
+    assert reg.penalty(m, reg.Plan()) == 0.0
+
+
+def test_weight_decay_shrinks_weights_by_one_minus_lr_a():
+    m = model()
+    before = [p.detach().clone() for p in m.parameters()]
+    opt = torch.optim.SGD(reg.param_groups(m, weight_decay=0.5), lr=0.1)
+    (0 * sum(p.sum() for p in m.parameters())).backward()  # zero data gradient
+    opt.step()
+    for p, old in zip(m.parameters(), before):
+        factor = 1 - 0.1 * 0.5 if p.ndim >= 2 else 1.0
+        torch.testing.assert_close(p.detach(), old * factor)
+
+
+def test_early_stopper_waits_patience_and_restores_best():
+    m = model()
+    stopper = reg.EarlyStopper(reg.EarlyStopping(patience=2, min_delta=0.01))
+    assert not stopper.update(1, 1.0, m)
+    best = {k: v.clone() for k, v in m.state_dict().items()}
+    with torch.no_grad():
+        m[0].weight.add_(1.0)
+    assert not stopper.update(2, 0.995, m)  # within min_delta: no improvement
+    assert stopper.update(3, 2.0, m)
+    stopper.restore(m)
+    assert stopper.best_epoch == 1
+    for k, v in m.state_dict().items():
+        torch.testing.assert_close(v, best[k])

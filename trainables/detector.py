@@ -1,0 +1,102 @@
+"""Learned demappers: per-symbol MLPs from the received sample to bit or symbol logits."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+ACTIVATIONS = {
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+    "leaky_relu": nn.LeakyReLU,
+}
+
+
+class GeneratorDropout(nn.Module):
+    """Inverted dropout drawing its mask from an explicit generator.
+
+    ``nn.Dropout`` draws from torch's global RNG; an explicit generator keeps a trial reproducible
+    and lets a checkpoint restore the exact mask sequence.
+    """
+
+    def __init__(self, p: float, generator: torch.Generator | None):
+        super().__init__()
+        self.p, self.generator = p, generator
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        keep = torch.rand(x.shape, generator=self.generator, device=x.device) >= self.p
+        return x * keep / (1 - self.p)
+
+
+class Detector(nn.Module):
+    """Per-symbol MLP demapper.
+
+    Parameters
+    ----------
+    num_inputs : 2 ([Re y, Im y]) or 3 (plus log10 N0)
+    hidden : hidden layer widths, e.g. (64, 64); the notebook's baseline is (8k,)
+    num_outputs : k for a bit head, 2**k for a symbol head
+    activation : "relu" | "tanh" | "gelu" | "silu" | "leaky_relu"
+    dropout : probability after every hidden activation
+    generator : the dropout masks' generator
+
+    Input
+    -----
+    x : [n, num_inputs], torch.float32
+
+    Output
+    ------
+    logits : [n, num_outputs], torch.float32
+    """
+
+    def __init__(
+        self,
+        num_inputs: int,
+        hidden: tuple[int, ...],
+        num_outputs: int,
+        activation: str = "relu",
+        dropout: float = 0.0,
+        generator: torch.Generator | None = None,
+    ):
+        super().__init__()
+        layers: list[nn.Module] = []
+        width = num_inputs
+        for h in hidden:
+            layers += [nn.Linear(width, h), ACTIVATIONS[activation]()]
+            if dropout > 0:
+                layers.append(GeneratorDropout(dropout, generator))
+            width = h
+        layers.append(nn.Linear(width, num_outputs))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def bit_logits(out: torch.Tensor, head: str, labels: torch.Tensor) -> torch.Tensor:
+    """Bit logits log P(b=1)/P(b=0) from either head.
+
+    Input
+    -----
+    out : [n, k] bit logits or [n, 2**k] symbol logits, torch.float32
+    head : "bit" | "symbol"
+    labels : [2**k, k] bit labels of the constellation points, torch.float32
+
+    Output
+    ------
+    llr : [n, k], torch.float32 (the symbol head's softmax marginalized per bit)
+    """
+    if head == "bit":
+        return out
+    log_p = torch.log_softmax(out, dim=-1)[:, :, None]  # [n, 2**k, 1]
+    log_one = torch.log(labels)[None]  # [1, 2**k, k], -inf where the bit is 0
+    log_zero = torch.log1p(-labels)[None]
+    return torch.logsumexp(log_p + log_one, dim=1) - torch.logsumexp(log_p + log_zero, dim=1)
+
+
+def num_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,148 @@
+"""The lecture's regularizers: norm penalties, dropout, label smoothing and early stopping.
+
+A trial takes a list of settings; :func:`plan` folds them into one :class:`Plan`. Norm penalties
+apply to weights (tensors with two or more dimensions), never to biases.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from trainables.schema import Named, NoParams, bounded
+
+
+@dataclass(frozen=True)
+class L2:
+    weight: float = bounded(1e-4, ge=0)  # weight_decay; AdamW decouples it from the gradient
+
+
+@dataclass(frozen=True)
+class L1:
+    weight: float = bounded(1e-5, ge=0)  # a * sum |w|, added to the loss
+
+
+@dataclass(frozen=True)
+class ElasticNet:
+    # The lecture's R(W) = sum(beta * w^2 + |w|), scaled by weight.
+    weight: float = bounded(1e-5, ge=0)
+    beta: float = bounded(1.0, ge=0)
+
+
+@dataclass(frozen=True)
+class Dropout:
+    p: float = bounded(0.1, ge=0, lt=1)  # after every hidden activation
+
+
+@dataclass(frozen=True)
+class LabelSmoothing:
+    epsilon: float = bounded(0.05, gt=0, lt=0.5)  # bit targets become epsilon / 1 - epsilon
+
+
+@dataclass(frozen=True)
+class EarlyStopping:
+    patience: int = bounded(3, ge=1)  # epochs without improvement of the validation loss
+    min_delta: float = bounded(0.0, ge=0)  # smaller improvements do not count
+
+
+REGULARIZERS: dict[str, type] = {
+    "none": NoParams,
+    "l2": L2,
+    "l1": L1,
+    "elastic_net": ElasticNet,
+    "dropout": Dropout,
+    "label_smoothing": LabelSmoothing,
+    "early_stopping": EarlyStopping,
+}
+
+
+@dataclass(frozen=True)
+class Plan:
+    weight_decay: float = 0.0
+    l1: float = 0.0  # coefficient of sum |w|
+    l2: float = 0.0  # coefficient of sum w^2 (explicit, from elastic_net)
+    dropout: float = 0.0
+    label_smoothing: float = 0.0
+    early_stopping: EarlyStopping | None = None
+
+
+def plan(settings: tuple[Named, ...]) -> Plan:
+    """Fold a list of settings into the knobs a trial applies."""
+    knobs: dict = {}
+    for s in settings:
+        p = s.params
+        if s.name == "l2":
+            knobs["weight_decay"] = p.weight
+        elif s.name == "l1":
+            knobs["l1"] = knobs.get("l1", 0.0) + p.weight
+        elif s.name == "elastic_net":
+            knobs["l1"] = knobs.get("l1", 0.0) + p.weight
+            knobs["l2"] = p.weight * p.beta
+        elif s.name == "dropout":
+            knobs["dropout"] = p.p
+        elif s.name == "label_smoothing":
+            knobs["label_smoothing"] = p.epsilon
+        elif s.name == "early_stopping":
+            knobs["early_stopping"] = p
+    return Plan(**knobs)
+
+
+def weights(model: nn.Module) -> list[torch.Tensor]:
+    return [p for p in model.parameters() if p.ndim >= 2]
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Optimizer groups: weight decay on weights, none on biases."""
+    ids = {id(w) for w in weights(model)}
+    biases = [p for p in model.parameters() if id(p) not in ids]
+    return [
+        {"params": weights(model), "weight_decay": weight_decay},
+        {"params": biases, "weight_decay": 0.0},
+    ]
+
+
+def penalty(model: nn.Module, knobs: Plan) -> torch.Tensor | float:
+    """The explicit norm penalty l1 * sum|w| + l2 * sum w^2 over weights (0.0 when unused)."""
+    if knobs.l1 == 0 and knobs.l2 == 0:
+        return 0.0
+    ws = weights(model)
+    total = sum(knobs.l1 * w.abs().sum() + knobs.l2 * w.square().sum() for w in ws)
+    return total
+
+
+class EarlyStopper:
+    """Tracks the best validation loss and its weights; says when patience has run out."""
+
+    def __init__(self, settings: EarlyStopping | None):
+        self.settings = settings
+        self.best_loss = math.inf
+        self.best_epoch = 0
+        self.best_state: dict | None = None
+        self.bad_epochs = 0
+
+    def update(self, epoch: int, val_loss: float, model: nn.Module) -> bool:
+        """Record an epoch; True when training should stop."""
+        min_delta = self.settings.min_delta if self.settings else 0.0
+        if val_loss < self.best_loss - min_delta:
+            self.best_loss, self.best_epoch, self.bad_epochs = val_loss, epoch, 0
+            if self.settings is not None:
+                self.best_state = copy.deepcopy(model.state_dict())
+        else:
+            self.bad_epochs += 1
+        return self.settings is not None and self.bad_epochs >= self.settings.patience
+
+    def restore(self, model: nn.Module) -> None:
+        if self.best_state is not None:
+            model.load_state_dict(self.best_state)
+
+    def state_dict(self) -> dict:
+        keys = ("best_loss", "best_epoch", "best_state", "bad_epochs")
+        return {k: getattr(self, k) for k in keys}
+
+    def load_state_dict(self, state: dict) -> None:
+        for key, value in state.items():
+            setattr(self, key, value)

@@ -1,0 +1,289 @@
+"""One trial end to end: data, model, training with every option, and the paired BER evaluation.
+
+No Ray here. :func:`run_trial` takes a config dict and an ``on_epoch`` callback; the Ray adapter
+(``trainables.tune_adapter``) and the ``symgrid trial`` command both drive it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import numpy as np
+import torch
+
+from trainables import regularization as reg
+from trainables.channel import Batch, features, seeded_generator, transmit
+from trainables.config import TrialConfig, hidden_widths, parse_trial_config
+from trainables.constellation import bit_labels
+from trainables.detector import Detector, bit_logits, num_parameters
+from trainables.losses import head, make_loss
+from trainables.metrics import evaluate_ber
+from trainables.schedulers import Schedule
+
+EVAL_CHUNK = 65536  # symbols per forward pass when no gradient is needed
+BIASVAR_SEED = 20_000_101  # one shared evaluation set for every trial, whatever its seed
+
+
+@dataclass
+class TrialOutcome:
+    status: str  # "completed" | "diverged"
+    epochs: list[dict]
+    ber: list[dict]
+    summary: dict
+    predictions: dict[float, np.ndarray] = field(default_factory=dict)  # ebno_db -> [n, k]
+
+
+class Trainer:
+    """Everything one trial needs between epochs; ``state_dict`` continues it identically."""
+
+    def __init__(self, cfg: TrialConfig, device: str | torch.device = "cpu"):
+        self.cfg, self.device = cfg, torch.device(device)
+        k = cfg.modulation.num_bits_per_symbol
+        self.head = head(cfg.loss)
+        self.labels = bit_labels(k, device=self.device)
+        self.knobs = reg.plan(cfg.regularization)
+        gen = lambda stream: seeded_generator(cfg.seed, stream, self.device)  # noqa: E731
+        self.train_gen, self.shuffle_gen, self.dropout_gen = (
+            gen("train"),
+            gen("shuffle"),
+            gen("dropout"),
+        )
+        self.model = self._build_model(gen("init")).to(self.device)
+        self.train_set = self._draw(cfg.train.symbols, self.train_gen)
+        self.val_set = self._draw(cfg.train.val_symbols, gen("val"))
+        self.loss_fn = make_loss(cfg.loss, k, self.knobs.label_smoothing)
+        groups = reg.param_groups(self.model, self.knobs.weight_decay)
+        self.optimizer = build_optimizer(cfg, groups)
+        batches = math.ceil(cfg.train.symbols / cfg.train.batch_size)
+        self.schedule = Schedule(cfg.scheduler, self.optimizer, cfg.train.epochs, batches)
+        self.stopper = reg.EarlyStopper(self.knobs.early_stopping)
+        self.epoch, self.rows, self.stopped_early, self.train_seconds = 0, [], False, 0.0
+
+    def _build_model(self, init_gen: torch.Generator) -> Detector:
+        cfg, k = self.cfg, self.cfg.modulation.num_bits_per_symbol
+        outputs = k if self.head == "bit" else 2**k
+        dropout = self.knobs.dropout or cfg.model.dropout
+        # nn.Linear initializes from the global RNG: seed it inside a fork so nothing leaks out.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(torch.randint(2**62, (1,), generator=init_gen)))
+            return Detector(
+                3 if cfg.model.noise_input else 2,
+                hidden_widths(cfg),
+                outputs,
+                cfg.model.activation,
+                dropout,
+                self.dropout_gen,
+            )
+
+    def _draw(self, n: int, generator: torch.Generator) -> Batch:
+        k = self.cfg.modulation.num_bits_per_symbol
+        return transmit(n, k, self.cfg.train.ebno_db, generator, self.device)
+
+    def inputs(self, batch: Batch) -> torch.Tensor:
+        return features(batch.y, batch.no if self.cfg.model.noise_input else None)
+
+    @property
+    def diverged(self) -> bool:
+        """A non-finite loss or weight in the last epoch (a result, not an error)."""
+        row = self.rows[-1] if self.rows else {"train_loss": 0.0, "val_loss": 0.0}
+        finite = math.isfinite(row["train_loss"]) and math.isfinite(row["val_loss"])
+        return not (finite and all(p.isfinite().all() for p in self.model.parameters()))
+
+    @property
+    def done(self) -> bool:
+        return self.epoch >= self.cfg.train.epochs or self.stopped_early
+
+    def train_epoch(self) -> dict:
+        """One pass over the training set; returns the epoch's row (losses without penalties)."""
+        cfg, start = self.cfg, time.perf_counter()
+        if cfg.train.fresh_each_epoch and self.epoch > 0:
+            self.train_set = self._draw(cfg.train.symbols, self.train_gen)
+        x, data = self.inputs(self.train_set), self.train_set
+        n, size = x.shape[0], cfg.train.batch_size
+        perm = torch.randperm(n, generator=self.shuffle_gen, device=self.device)
+        loss_sum = torch.zeros((), device=self.device)
+        errors = torch.zeros((), dtype=torch.int64, device=self.device)
+        lr_sum = 0.0
+        self.model.train()
+        for first in range(0, n, size):
+            idx = perm[first : first + size]
+            lr_sum += self.optimizer.param_groups[0]["lr"] * len(idx)
+            out = self.model(x[idx])
+            loss = self.loss_fn(out, data.bits[idx], data.symbol_index[idx])
+            self.optimizer.zero_grad(set_to_none=True)
+            (loss + reg.penalty(self.model, self.knobs)).backward()
+            self.optimizer.step()
+            self.schedule.after_batch()
+            loss_sum += loss.detach() * len(idx)
+            errors += self.hard_bits(out.detach()).ne(data.bits[idx].bool()).sum()
+        self.train_seconds += time.perf_counter() - start
+        k = cfg.modulation.num_bits_per_symbol
+        return {
+            "lr": lr_sum / n,
+            "train_loss": float(loss_sum) / n,
+            "train_ber": int(errors) / (n * k),
+        }
+
+    @torch.no_grad()
+    def validate(self) -> tuple[float, float]:
+        """Mean loss and BER over the whole validation set (not its last batch)."""
+        self.model.eval()
+        x, data, n = self.inputs(self.val_set), self.val_set, self.val_set.y.shape[0]
+        loss_sum, errors = 0.0, 0
+        for first in range(0, n, EVAL_CHUNK):
+            sl = slice(first, first + EVAL_CHUNK)
+            out = self.model(x[sl])
+            loss_sum += float(self.loss_fn(out, data.bits[sl], data.symbol_index[sl])) * len(out)
+            errors += int(self.hard_bits(out).ne(data.bits[sl].bool()).sum())
+        return loss_sum / n, errors / (n * self.cfg.modulation.num_bits_per_symbol)
+
+    def step(self) -> dict:
+        """Train one epoch, validate, step the scheduler; the row for this epoch."""
+        row = self.train_epoch()
+        val_loss, val_ber = self.validate()
+        self.epoch += 1
+        row = {"epoch": self.epoch, **row, "val_loss": val_loss, "val_ber": val_ber}
+        if math.isfinite(row["train_loss"]) and math.isfinite(val_loss):
+            self.stopped_early = self.stopper.update(self.epoch, val_loss, self.model)
+            self.schedule.after_epoch(val_loss)
+        self.rows.append(row)
+        return row
+
+    def hard_bits(self, out: torch.Tensor) -> torch.Tensor:
+        return bit_logits(out, self.head, self.labels) > 0  # [n, k], bool
+
+    @torch.no_grad()
+    def detect(self, batch: Batch) -> torch.Tensor:
+        """Hard bit decisions [n, k] (bool) of the trained detector."""
+        self.model.eval()
+        return self.hard_bits(self.model(self.inputs(batch)))
+
+    @torch.no_grad()
+    def probabilities(self, batch: Batch) -> torch.Tensor:
+        self.model.eval()
+        return torch.sigmoid(bit_logits(self.model(self.inputs(batch)), self.head, self.labels))
+
+    def state_dict(self) -> dict:
+        return {
+            "epoch": self.epoch,
+            "rows": self.rows,
+            "stopped_early": self.stopped_early,
+            "train_seconds": self.train_seconds,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "stopper": self.stopper.state_dict(),
+            "generators": {k: g.get_state() for k, g in self.generators().items()},
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.rows = state["epoch"], list(state["rows"])
+        self.stopped_early, self.train_seconds = state["stopped_early"], state["train_seconds"]
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.stopper.load_state_dict(state["stopper"])
+        for name, gen in self.generators().items():
+            gen.set_state(state["generators"][name])
+        if self.cfg.train.fresh_each_epoch and self.epoch > 0:
+            self.train_set = None  # redrawn by the next epoch from the restored generator
+
+    def generators(self) -> dict[str, torch.Generator]:
+        return {"train": self.train_gen, "shuffle": self.shuffle_gen, "dropout": self.dropout_gen}
+
+
+def build_optimizer(cfg: TrialConfig, groups: list[dict]) -> torch.optim.Optimizer:
+    opt = cfg.optimizer
+    if opt.name == "sgd":
+        return torch.optim.SGD(groups, lr=opt.lr, momentum=opt.momentum, nesterov=opt.nesterov)
+    cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[opt.name]
+    return cls(groups, lr=opt.lr)
+
+
+def shared_eval_set(k: int, ebno_db: float, n: int, device="cpu") -> Batch:
+    """The evaluation set every trial predicts on, for the bias-variance decomposition."""
+    gen = seeded_generator(BIASVAR_SEED, f"biasvar:{ebno_db:g}", device)
+    return transmit(n, k, float(ebno_db), gen, device)
+
+
+def run_trial(
+    config: dict,
+    on_epoch: Callable[[dict, Trainer], None] | None = None,
+    state: dict | None = None,
+    device: str | torch.device = "cpu",
+) -> TrialOutcome:
+    """Train and evaluate one trial.
+
+    Parameters
+    ----------
+    config : a trial config dict (see ``trainables.config``); validated here
+    on_epoch : called after every epoch with the epoch's row and the trainer (for checkpoints)
+    state : a ``Trainer.state_dict()`` to continue from
+    device : where tensors live
+    """
+    cfg = parse_trial_config(config)
+    started = datetime.now(timezone.utc)
+    trainer = Trainer(cfg, device)
+    if state is not None:
+        trainer.load_state_dict(state)
+    status = "diverged" if trainer.diverged else "completed"
+    while status == "completed" and not trainer.done:
+        row = trainer.step()
+        if on_epoch is not None:
+            on_epoch(row, trainer)
+        if trainer.diverged:
+            status = "diverged"
+            break
+    if status == "completed":
+        trainer.stopper.restore(trainer.model)
+    return finish(trainer, status, started)
+
+
+def finish(trainer: Trainer, status: str, started: datetime) -> TrialOutcome:
+    cfg, k = trainer.cfg, trainer.cfg.modulation.num_bits_per_symbol
+    ber, predictions = [], {}
+    if status == "completed":
+        test_gen = seeded_generator(cfg.seed, "test", trainer.device)
+        ber = evaluate_ber(
+            trainer.detect,
+            k,
+            cfg.eval.ebno_db,
+            cfg.eval.min_errors,
+            cfg.eval.max_bits,
+            test_gen,
+            trainer.device,
+        )
+        for e in cfg.eval.ebno_db:
+            batch = shared_eval_set(k, e, cfg.eval.biasvar_symbols, trainer.device)
+            predictions[float(e)] = trainer.probabilities(batch).cpu().numpy()
+    return TrialOutcome(
+        status, trainer.rows, ber, summarize(trainer, status, started, ber), predictions
+    )
+
+
+def summarize(trainer: Trainer, status: str, started: datetime, ber: list[dict]) -> dict:
+    rows, cfg = trainer.rows, trainer.cfg
+    finite = [r for r in rows if math.isfinite(r["val_loss"])]
+    best = min(finite, key=lambda r: r["val_loss"]) if finite else None
+    ratios = [p["ber"] / p["ber_map"] for p in ber if p["ber_map"] > 0]
+    finished = datetime.now(timezone.utc)
+    trained = cfg.train.symbols * len(rows)
+    return {
+        "status": status,
+        "epochs_run": len(rows),
+        "best_epoch": best["epoch"] if best else None,
+        "stopped_early": trainer.stopped_early,
+        "val_loss_best": best["val_loss"] if best else None,
+        "val_ber_best": best["val_ber"] if best else None,
+        "ber_ratio_map": float(np.mean(ratios)) if ratios else None,
+        "started_at": started.isoformat(),
+        "finished_at": finished.isoformat(),
+        "wall_s": (finished - started).total_seconds(),
+        "symbols_per_s": trained / trainer.train_seconds if trainer.train_seconds else None,
+        "device": str(trainer.device),
+        "num_params": num_parameters(trainer.model),
+    }
