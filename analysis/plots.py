@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
+from matplotlib.ticker import MaxNLocator, NullFormatter  # noqa: E402
 
 NUISANCE = ("seed", "optimizer.lr")  # tuned away: scientific axes are the others
 EBNO_LABEL = "Eb/N0 (dB)"
@@ -70,37 +71,37 @@ def ber_vs_ebno(trials: pd.DataFrame, ber: pd.DataFrame, axis: str, path: Path) 
     values = ordered(done[axis])
     fig, axs = panels(len(values), sharex=True, sharey=True)
     theory = ber.groupby("ebno_db")[["ber_theory_map", "ber_theory_nearest"]].first().sort_index()
-    for ax, value in zip(axs, values):
+    for ax, value in zip(axs, values, strict=True):
         mine = done[done[axis] == value]
         best = mine.loc[mine["ber_ratio_map"].idxmin()]
-        points = ber[(ber["trial_id"] == best["trial_id"]) & (ber["errors"] > 0)]
-        points = points.sort_values("ebno_db")
-        ax.plot(theory.index, theory["ber_theory_map"], "k-", lw=1.2, label="bitwise MAP (exact)")
-        ax.plot(
-            theory.index, theory["ber_theory_nearest"], "k:", lw=1.2, label="nearest (Cho-Yoon)"
-        )
-        err = [points["ber"] - points["ci_low"], points["ci_high"] - points["ber"]]
-        ax.errorbar(
-            points["ebno_db"],
-            points["ber"],
-            yerr=err,
-            fmt="o-",
-            ms=4,
-            capsize=3,
-            color="C3",
-            label="best trial, 95 % CI",
-        )
-        ax.set_yscale("log")
-        ax.set_title(
-            f"{axis} = {value}\n{best['trial_id']}: ratio {best['ber_ratio_map']:.3f}"
-            f" (best of {len(mine)})",
-            fontsize=9,
-        )
-        ax.set_xlabel(EBNO_LABEL)
-        ax.set_ylabel("BER")
+        ber_panel(ax, ber[ber["trial_id"] == best["trial_id"]], theory)
+        ratio = best["ber_ratio_map"]
+        title = f"{axis} = {value}\n{best['trial_id']}: ratio {ratio:.3f} (best of {len(mine)})"
+        ax.set_title(title, fontsize=9)
     axs[0].legend(fontsize=7, loc="lower left")
-    fig.suptitle(f"BER against the optimal detector, by {axis}", y=1.02)
+    fig.suptitle(f"BER against the optimal detector, by {axis}", y=1.06)
     return save(fig, path)
+
+
+def ber_panel(ax, points: pd.DataFrame, theory: pd.DataFrame) -> None:
+    """One trial's BER points (zero-error points left out) over the two reference curves."""
+    points = points[points["errors"] > 0].sort_values("ebno_db")
+    nearest = theory["ber_theory_nearest"]
+    ax.plot(theory.index, nearest, "--", color="0.6", lw=2.4, label="nearest symbol (Cho-Yoon)")
+    ax.plot(theory.index, theory["ber_theory_map"], "k-", lw=1.0, label="bitwise MAP (exact)")
+    err = [points["ber"] - points["ci_low"], points["ci_high"] - points["ber"]]
+    ax.errorbar(
+        points["ebno_db"],
+        points["ber"],
+        yerr=err,
+        fmt="o-",
+        ms=4,
+        capsize=3,
+        color="C3",
+        label="best trial, 95 % CI",
+    )
+    ax.set_yscale("log")
+    ax.set(xlabel=EBNO_LABEL, ylabel="BER")
 
 
 def setting_scores(trials: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
@@ -173,9 +174,10 @@ def overfitting_curves(trials, epochs, axis: str | None, path: Path) -> Path | N
     )
     grid.set_titles("{row_name} per epoch")
     grid.set_axis_labels("epoch", "")
-    for ax, label in zip(grid.axes.flat, ["training loss (no penalty)", "BER"]):
+    for ax, label in zip(grid.axes.flat, ["loss (without penalty)", "BER"], strict=True):
         ax.set_ylabel(label)
-    grid.legend.set_title(axis or "")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    grid.legend.texts[0].set_text(axis or "setting")  # hue title: the axis, not "_value"
     grid.figure.suptitle("Overfitting: training vs validation (best trial per setting)", y=1.02)
     return save(grid.figure, path)
 
@@ -190,7 +192,7 @@ def generalization_gap(trials, epochs, axis: str | None, path: Path) -> Path | N
         return None
     rows = rows.assign(gap=rows["val_loss"] - rows["train_loss"])
     label = done[axis].astype(str) if axis in done else pd.Series("all trials", done.index)
-    labels = dict(zip(done["trial_id"], label))
+    labels = dict(zip(done["trial_id"], label, strict=True))
     at_best = rows[rows["epoch"] == rows["best_epoch"]].assign(at="best epoch")
     at_last = rows[rows["epoch"] == rows["epochs_run"]].assign(at="last epoch")
     gaps = pd.concat([at_best, at_last]).assign(setting=lambda f: f["trial_id"].map(labels))
@@ -219,6 +221,7 @@ def generalization_gap(trials, epochs, axis: str | None, path: Path) -> Path | N
         hue_order=["ran all epochs", "early stop"],
     )
     right.set(xlabel=axis or "", ylabel="epochs run", title="Where training stopped")
+    right.yaxis.set_major_locator(MaxNLocator(integer=True))
     right.set_ylim(0, max(stops["planned"].max(), stops["epochs_run"].max()) + 1)
     for ax in (left, right):
         ax.tick_params(axis="x", rotation=20)
@@ -254,6 +257,10 @@ def bias_variance(table: pd.DataFrame, x: str, path: Path) -> Path | None:
         hue_order=["noise", "bias²", "variance", "expected loss"],
     )
     grid.set(xscale="log", yscale="log")
+    ticks = sorted(mean[x].unique())
+    for ax in grid.axes.flat:  # label the measured capacities, not powers of ten
+        ax.set_xticks(ticks, [f"{v:g}" for v in ticks])
+        ax.xaxis.set_minor_formatter(NullFormatter())
     grid.set_titles("Eb/N0 = {col_name} dB")
     xlabel = {"num_params": "model parameters", "train.symbols": "training symbols"}.get(x, x)
     grid.set_axis_labels(xlabel, "squared error on P(b=1|y)")
@@ -286,6 +293,7 @@ def lr_schedules(trials: pd.DataFrame, epochs: pd.DataFrame, path: Path) -> Path
     )
     ax.set_yscale("log")
     ax.set(xlabel="epoch", ylabel="learning rate (epoch mean)", title="Learning rate as applied")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     return save(fig, path)
 
 
@@ -313,7 +321,7 @@ def compare_runs(runs: dict[str, tuple[pd.DataFrame, list[str]]], path: Path) ->
     sns.barplot(data=long, y="setting", x="delta", hue="run", ax=ax, orient="h")
     ax.axvline(0, color="k", lw=0.8)
     ax.set(
-        xlabel=f"Δ {RATIO_LABEL} vs {names[0]} (< 0: better)",
+        xlabel=f"Δ ({RATIO_LABEL}) vs {names[0]}; < 0: better",
         ylabel=", ".join(keys),
         title="Runs compared over their shared axes",
     )

@@ -11,7 +11,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from grid.spec import SpecError, describe, expand, load_spec, load_yaml, preset_names
+from grid.source import SpecError, load_yaml, preset_names
+from grid.spec import describe, expand, load_spec
 from trainables.schema import ConfigError
 
 EXIT_BAD_INPUT = 2
@@ -49,6 +50,10 @@ def build_parser() -> Parser:
     validate.add_argument("--yes", action="store_true")
 
     sub.add_parser("presets", help="list the shipped presets")
+
+    report = sub.add_parser("report", help="write the comparison report of one or more runs")
+    report.add_argument("dirs", nargs="+", type=Path)
+    report.add_argument("--out", type=Path, help="report folder (default: DIR/report)")
 
     trial = sub.add_parser("trial", help="run one trial config in-process (no Ray)")
     trial.add_argument("config", type=Path)
@@ -92,6 +97,20 @@ def cmd_run(args) -> int:
     except RunError as err:
         print(f"symgrid: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    return final_report(out, code, args.no_report)
+
+
+def final_report(out: Path, code: int, skip: bool) -> int:
+    """The report at the end of run and resume; a report problem does not hide the run's code."""
+    if skip:
+        return code
+    from analysis.report import ReportError, write_report
+
+    try:
+        print(f"report: {write_report([out])}", file=sys.stderr)
+    except ReportError as err:
+        print(f"symgrid: report not written: {err}", file=sys.stderr)
+        return code or 1
     return code
 
 
@@ -105,10 +124,11 @@ def cmd_resume(args) -> int:
         return EXIT_BAD_INPUT
     spec = load_spec(str(args.dir / "spec.yaml"), allow_large=True)
     try:
-        return resume_grid(args.dir, spec, verbose=args.verbose)
+        code = resume_grid(args.dir, spec, verbose=args.verbose)
     except RunError as err:
         print(f"symgrid: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    return final_report(args.dir, code, args.no_report)
 
 
 def cmd_validate(args) -> int:
@@ -121,6 +141,17 @@ def cmd_presets(args) -> int:
     for name in preset_names():
         spec = load_spec(name, allow_large=True)
         print(f"{name:15s} {spec.trial_count:6d} trials  {spec.description}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from analysis.report import ReportError, write_report
+
+    try:
+        print(write_report(args.dirs, args.out))
+    except ReportError as err:
+        print(f"symgrid: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     return 0
 
 
@@ -157,6 +188,7 @@ COMMANDS = {
     "resume": cmd_resume,
     "validate": cmd_validate,
     "presets": cmd_presets,
+    "report": cmd_report,
     "trial": cmd_trial,
 }
 

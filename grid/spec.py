@@ -1,49 +1,43 @@
-"""The declarative experiment grid: load, validate and expand a study spec, before Ray starts.
+"""The declarative experiment grid: load, validate and expand a study spec, all before Ray starts.
 
-A spec is a YAML mapping::
+A spec is a YAML mapping (grid/presets/quick.yaml is a full example)::
 
-    name: quick                       # [A-Za-z0-9_.-]+, names the results folder
+    name: quick                        # [A-Za-z0-9_.-]+; names the results folder
     description: what the study asks
-    base: {...}                       # a trial config (trainables.config); every trial starts here
-    axes:                             # crossed in the order written; any trial-config path
-      scheduler: [none, step, cosine] # a name, or a mapping {name: step, gamma: 0.5}
+    base: {...}                        # a trial config (trainables.config); every trial starts here
+    axes:                              # crossed in the order written; keys are trial-config paths
+      loss: [bce, {name: smooth_l1, beta: 0.5}]  # a value replaces the leaf or option whole
       regularization: [none, l2, [l2, dropout]]
-      train.ebno_db: [0, 8]           # a section field replaces that leaf
-      train: [{symbols: 1024, epochs: 60}, {symbols: 16384, epochs: 10}]  # merged into base.train
-    exclude:                          # drop the trials that match every entry of a rule
-      - {loss: mse, regularization: label_smoothing}
-    resources: {cpu: 1, gpu: auto}    # per trial; gpu: a fraction in [0, 1], or auto
+      train: [{symbols: 1024, epochs: 60}]       # a whole section is merged into base.train
+    exclude: [{loss: mse, regularization: label_smoothing}]  # a bare name matches any params
+    resources: {cpu: 1, gpu: auto}     # per trial; gpu: a fraction in [0, 1], or auto
     max_failures: 2
 
 Every error is a :class:`SpecError` whose text is one line: the field path, the bad value and what
-is allowed. Validation expands the grid and checks every trial config with
-:func:`trainables.config.parse_trial_config`, so a spec that loads is a spec whose trials all start.
+is allowed. Validation expands the grid and parses every kept trial config, so a spec that loads is
+a spec whose trials all start.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import difflib
 import hashlib
 import itertools
 import json
 import math
 import re
-import typing
+import textwrap
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Literal, NamedTuple
 
 import yaml
 
-from trainables.config import (
-    SECTIONS,
-    Eval,
-    config_to_dict,
-    parse_regularization,
-    parse_trial_config,
-)
+from grid.source import SpecError, load_yaml, read_text, resolve_spec_path
+from trainables.config import SECTIONS, Eval, config_to_dict, parse_regularization
+from trainables.config import parse_trial_config as parse_trial
 from trainables.losses import LOSSES
 from trainables.schedulers import SCHEDULERS
 from trainables.schema import (
@@ -55,26 +49,21 @@ from trainables.schema import (
     parse,
     parse_named,
     to_plain,
+    type_hints,
 )
 
-PRESETS_DIR = Path(__file__).parent / "presets"
 MAX_TRIALS_WITHOUT_YES = 10_000  # more needs an explicit yes: a typo in an axis can queue a week
-MAX_YAML_VALUES = 1_000_000  # aliases can expand a small file into a huge tree (billion laughs)
-MAX_YAML_DEPTH = 32  # a real spec nests about 5 levels
 SYMBOLS_PER_S = 8e6  # training speed of one core (DESIGN.md: 7-9 M symbols/s), for estimates
 TOP_KEYS = ("name", "description", "base", "axes", "exclude", "resources", "max_failures")
 SECTION_TYPES = {**SECTIONS, "eval": Eval}
 NAMED = {"loss": LOSSES, "scheduler": SCHEDULERS}
+TOP_PATHS = (*SECTION_TYPES, "loss", "scheduler", "regularization", "seed")
 AXIS_PATHS = (
-    *SECTION_TYPES,
-    "loss",
-    "scheduler",
-    "regularization",
-    "seed",
-    *(f"{s}.{f.name}" for s, cls in SECTION_TYPES.items() for f in dataclasses.fields(cls)),
+    *TOP_PATHS,
+    *(f"{s}.{f.name}" for s, c in SECTION_TYPES.items() for f in dataclasses.fields(c)),
 )
 # Axes whose values can be judged alone, in the default config: the cross-field checks that land
-# on them (reversed range, supported bits, widths) do not depend on any other field.
+# on them (reversed range, supported bits, widths, bounds) do not depend on any other field.
 CONTEXT_FREE = (
     "seed",
     "modulation",
@@ -86,95 +75,11 @@ CONTEXT_FREE = (
 PRESENCE_SENSITIVE = ("model", "optimizer")
 
 
-class SpecError(ConfigError):
-    """A bad spec. ``str(err)`` is one line: ``path: what is wrong; what is allowed``."""
-
-
-def _as_spec_error(err: ConfigError) -> SpecError:
-    if isinstance(err, SpecError):
-        return err
-    text = str(err)
-    return SpecError(err.path, text[len(err.path) + 2 :] if err.path else text)
-
-
-# ---------------------------------------------------------------------------------------------
-# YAML
-
-
-class _Loader(yaml.SafeLoader):
-    """Safe YAML with YAML 1.2 floats (``1e-4`` is a number, not a string) and unique keys."""
-
-    def construct_mapping(self, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            if isinstance(key_node, yaml.ScalarNode) and not key_node.tag.endswith(":merge"):
-                if key_node.value in seen:
-                    raise yaml.constructor.ConstructorError(
-                        None, None, f"duplicate key {key_node.value!r}", key_node.start_mark
-                    )
-                seen.add(key_node.value)
-        return super().construct_mapping(node, deep=deep)
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
-    list("-+.0123456789"),
-)
-
-
-def load_yaml(text_or_path: str | Path) -> Any:
-    """Parse YAML safely; a :class:`~pathlib.Path` is read, a ``str`` is the YAML text itself.
-
-    Output
-    ------
-    data : the plain mapping/list/scalar tree. Python tags (``!!python/object``), syntax errors,
-        duplicate keys and trees deeper than ``MAX_YAML_DEPTH`` or larger than
-        ``MAX_YAML_VALUES`` raise :class:`SpecError` with the line number.
-    """
-    where = ""
-    text = text_or_path
-    if isinstance(text_or_path, Path):
-        where = f"{text_or_path.name} "
-        text = _read(text_or_path)
-    try:
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        at = f"{where}line {mark.line + 1}, column {mark.column + 1}" if mark else f"{where}yaml"
-        what = " ".join(str(p) for p in (err.problem, err.context and f"({err.context})") if p)
-        if "constructor for the tag" in what:
-            what += "; only plain YAML is loaded, no python tags"
-        raise SpecError(at, what.replace("\n", " ")) from None
-    except (yaml.YAMLError, RecursionError, ValueError) as err:
-        raise SpecError(f"{where}yaml".strip(), str(err).replace("\n", " ")) from None
-    _check_size(data, f"{where}yaml".strip())
-    return data
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise SpecError(str(path), f"cannot read: {err}") from None
-
-
-def _check_size(data: object, where: str) -> None:
-    count, stack = 0, [(data, 0)]
-    while stack:
-        item, depth = stack.pop()
-        count += 1
-        if count > MAX_YAML_VALUES:
-            raise SpecError(where, f"more than {MAX_YAML_VALUES:,} values once aliases expand")
-        if depth > MAX_YAML_DEPTH:
-            raise SpecError(where, f"nested more than {MAX_YAML_DEPTH} levels deep")
-        children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
-        if isinstance(children, list):
-            stack.extend((child, depth + 1) for child in children)
-
-
-# ---------------------------------------------------------------------------------------------
-# The spec
+def _spec_error(err: ConfigError, old: str = "", new: str = "") -> SpecError:
+    """``err`` as a :class:`SpecError`, its path prefix ``old`` replaced by ``new``."""
+    text, path = str(err), err.path
+    message = text[len(path) + 2 :] if path else text
+    return SpecError(new + path[len(old) :] if new else path, message)
 
 
 @dataclass(frozen=True)
@@ -204,16 +109,17 @@ class Spec:
     resources: Resources = field(default_factory=Resources)
     max_failures: int = 2
     source: str = ""  # the YAML text, for reproducibility
+    _trials: list = field(default_factory=list, init=False, compare=False, repr=False)
 
     @property
     def trial_count(self) -> int:
         """Trials after exclusions."""
-        return sum(1 for _ in _kept(self, _options(self)))
+        return sum(1 for _ in _kept(self, _options(self.axes)))
 
 
 @dataclass(frozen=True)
 class TrialSpec:
-    """One expanded trial: ``t0000``..., axis path -> display value, and the resolved config."""
+    """One trial: id ``t0000``..., axis path -> display value, and the resolved trial config."""
 
     trial_id: str
     axes: dict[str, object]
@@ -222,32 +128,14 @@ class TrialSpec:
 
 class _Option(NamedTuple):
     raw: object  # as written in the spec
-    typed: object  # normalized, for equality: Named options, tuples, floats
+    typed: object  # normalized for equality: Named options, sorted tuples, floats
     display: object  # a number, or a short string such as "smooth_l1(beta=0.5)" or "l2+dropout"
-
-
-def preset_names() -> list[str]:
-    """The shipped presets, e.g. ``["bias_variance", "lecture", "notebook", ...]``."""
-    return sorted(path.stem for path in PRESETS_DIR.glob("*.yaml"))
-
-
-def resolve_spec_path(arg: str) -> Path:
-    """An existing spec file, else the preset of that name."""
-    path = Path(arg)
-    if path.is_file():
-        return path
-    if arg in preset_names():
-        return PRESETS_DIR / f"{arg}.yaml"
-    if path.exists():
-        raise SpecError(arg, "is not a file")
-    raise SpecError(arg, f"no such spec file or preset; {did_you_mean(path.stem, preset_names())}")
 
 
 def load_spec(arg: str, allow_large: bool = False) -> Spec:
     """Load and validate a spec file or preset name; raise :class:`SpecError` on any problem."""
     path = resolve_spec_path(arg)
-    text = _read(path)
-    return parse_spec(load_yaml(path), source=text, allow_large=allow_large)
+    return parse_spec(load_yaml(path), source=read_text(path), allow_large=allow_large)
 
 
 def parse_spec(raw: object, source: str = "", allow_large: bool = False) -> Spec:
@@ -255,13 +143,13 @@ def parse_spec(raw: object, source: str = "", allow_large: bool = False) -> Spec
 
     Parameters
     ----------
-    raw : the YAML tree. source : the YAML text, kept in ``Spec.source``.
-    allow_large : allow more than ``MAX_TRIALS_WITHOUT_YES`` crossed trials.
+    raw : the YAML tree. source : its text, kept in ``Spec.source``.
+    allow_large : allow more than ``MAX_TRIALS_WITHOUT_YES`` crossed trials (``--yes``).
     """
     try:
         return _parse_spec(raw, source, allow_large)
     except ConfigError as err:
-        raise _as_spec_error(err) from None
+        raise _spec_error(err) from None
 
 
 def _parse_spec(raw: object, source: str, allow_large: bool) -> Spec:
@@ -274,16 +162,11 @@ def _parse_spec(raw: object, source: str, allow_large: bool) -> Spec:
     header = parse(
         _Header, {k: v for k, v in raw.items() if k in ("name", "description", "max_failures")}
     )
-    if (
-        "name" not in raw
-        or not re.fullmatch(r"[A-Za-z0-9_.-]+", header.name)
-        or not header.name.strip(".")
-    ):
-        raise SpecError(
-            "name", f"{raw.get('name')!r}; allowed: letters, digits, _ . - (not only dots)"
-        )
-    base = raw.get("base") or {}
-    parse_trial_config(base, "base")
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", header.name) or not header.name.strip("."):
+        got = repr(header.name) if "name" in raw else "missing"
+        raise SpecError("name", f"{got}; allowed: letters, digits, _ . - (not only dots)")
+    base = {} if raw.get("base") is None else raw["base"]
+    parse_trial(base, "base")
     axes = _parse_axes(raw.get("axes"), allow_large)
     spec = Spec(
         name=header.name,
@@ -299,48 +182,44 @@ def _parse_spec(raw: object, source: str, allow_large: bool) -> Spec:
     return spec
 
 
-# ---------------------------------------------------------------------------------------------
-# Axes and exclude rules
-
-
 def _parse_axes(raw: object, allow_large: bool) -> dict[str, list]:
-    if raw is None:
-        return {}
-    if not isinstance(raw, Mapping):
-        raise SpecError("axes", f"expected a mapping of axis path -> list of values, got {raw!r}")
-    for axis, values in raw.items():
-        _check_axis_path(axis, list(raw))
-        if not isinstance(values, list):
-            raise SpecError(f"axes.{axis}", f"expected a list of values, got {_show(values)}")
-        if not values:
-            raise SpecError(f"axes.{axis}", "empty axis; give at least one value")
+    if not isinstance(raw, Mapping | None):
+        raise SpecError("axes", f"expected a mapping axis path -> list of values, got {raw!r}")
+    axes = dict(raw or {})
+    for axis, values in axes.items():
+        _check_axis_path(axis, list(axes))
+        if not isinstance(values, list) or not values:
+            got = (
+                "empty axis" if values == [] else f"expected a list of values, got {_show(values)}"
+            )
+            raise SpecError(f"axes.{axis}", f"{got}; give at least one value")
         typed = [_typed(axis, value, f"axes.{axis}[{i}]") for i, value in enumerate(values)]
         for i, value in enumerate(typed):
             if value in typed[:i]:
-                first = typed.index(value)
-                raise SpecError(f"axes.{axis}[{i}]", f"repeats axes.{axis}[{first}]")
-    count = math.prod(len(values) for values in raw.values())
+                raise SpecError(f"axes.{axis}[{i}]", f"repeats axes.{axis}[{typed.index(value)}]")
+    count = math.prod(len(values) for values in axes.values())  # before expanding anything
     if count > MAX_TRIALS_WITHOUT_YES and not allow_large:
-        sizes = " x ".join(str(len(values)) for values in raw.values())
+        sizes = " x ".join(str(len(values)) for values in axes.values())
         raise SpecError(
             "axes",
-            f"{count:,} trials ({sizes}) is more than {MAX_TRIALS_WITHOUT_YES:,}; "
-            "shrink the axes or confirm with --yes (allow_large)",
+            f"{count:,} trials ({sizes}) is more than "
+            f"{MAX_TRIALS_WITHOUT_YES:,}; shrink the axes or confirm with --yes",
         )
-    return {str(axis): list(values) for axis, values in raw.items()}
+    return axes
 
 
 def _check_axis_path(axis: object, written: list) -> None:
+    head, _, leaf = str(axis).partition(".")
+    if axis not in AXIS_PATHS and leaf and head in SECTION_TYPES:
+        allowed = did_you_mean(leaf, [f.name for f in dataclasses.fields(SECTION_TYPES[head])])
+        raise SpecError(f"axes.{axis}", f"not a field of {head}; {allowed}")
     if axis not in AXIS_PATHS:
-        head, _, leaf = str(axis).partition(".")
-        if leaf and head in SECTION_TYPES:
-            allowed = did_you_mean(leaf, [f.name for f in dataclasses.fields(SECTION_TYPES[head])])
-            raise SpecError(f"axes.{axis}", f"not a field of {head}; {allowed}")
-        raise SpecError(
-            f"axes.{axis}", f"not a trial-config path; {did_you_mean(axis, AXIS_PATHS)}"
-        )
+        close = difflib.get_close_matches(str(axis), AXIS_PATHS, n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        allowed = f"{', '.join(sorted(TOP_PATHS))}, or section.field such as train.epochs"
+        raise SpecError(f"axes.{axis}", f"not a trial-config path; allowed: {allowed}{hint}")
     for other in written[: written.index(axis)]:
-        if str(axis).startswith(f"{other}.") or str(other).startswith(f"{axis}."):
+        if axis.startswith(f"{other}.") or other.startswith(f"{axis}."):
             raise SpecError(f"axes.{axis}", f"overlaps axis {other!r}; vary it in one axis only")
 
 
@@ -349,36 +228,31 @@ def _typed(axis: str, value: object, path: str) -> object:
     head, _, leaf = axis.partition(".")
     if leaf:
         cls = SECTION_TYPES[head]
-        bounds = {f.name: f.metadata for f in dataclasses.fields(cls)}[leaf]
-        typed = check(value, typing.get_type_hints(cls)[leaf], path)
-        check_bounds(typed, bounds, path)
+        typed = check(value, type_hints(cls)[leaf], path)
+        check_bounds(typed, {f.name: f.metadata for f in dataclasses.fields(cls)}[leaf], path)
     elif head in NAMED:
         typed = parse_named(value, NAMED[head], path)
     elif head == "regularization":
         typed = tuple(sorted(parse_regularization(value, path), key=lambda s: s.name))
     elif head == "seed":
         typed = check(value, int, path)
-    else:  # a whole section: the keys written, merged over base
+    else:  # a whole section: the keys written, since they are merged over the base section
         parsed = parse(SECTION_TYPES[head], value, path)
         typed = tuple((key, getattr(parsed, key)) for key in sorted(value))
     if axis in CONTEXT_FREE:
         try:
-            parse_trial_config(_merge({}, [(axis, value)]))
+            parse_trial(_merge({}, [(axis, value)]))
         except ConfigError as err:
             if err.path == axis or err.path.startswith((f"{axis}.", f"{axis}[")):
-                raise SpecError(
-                    path + err.path[len(axis) :], str(err)[len(err.path) + 2 :]
-                ) from None
+                raise _spec_error(err, axis, path) from None
     return typed
 
 
 def _parse_exclude(raw: object, axes: dict[str, list]) -> list[dict]:
-    if raw is None:
-        return []
-    if not isinstance(raw, list):
+    if not isinstance(raw, list | None):
         raise SpecError("exclude", f"expected a list of rules such as {{loss: mse}}, got {raw!r}")
-    options = _options_of(axes)
-    for i, rule in enumerate(raw):
+    options = _options(axes)
+    for i, rule in enumerate(raw or []):
         if not isinstance(rule, Mapping) or not rule:
             raise SpecError(f"exclude[{i}]", f"expected a mapping axis -> value, got {rule!r}")
         for axis, value in rule.items():
@@ -388,124 +262,104 @@ def _parse_exclude(raw: object, axes: dict[str, list]) -> list[dict]:
                 raise SpecError(path, f"not an axis; {allowed}")
             if not _matching(axis, value, _typed(axis, value, path), options[axis]):
                 shown = [str(option.display) for option in options[axis]]
-                raise SpecError(
-                    path, f"{_show(value)} is not on this axis; {did_you_mean(_show(value), shown)}"
-                )
-    return [dict(rule) for rule in raw]
+                allowed = did_you_mean(_show(value), shown)
+                raise SpecError(path, f"{_show(value)} is not on this axis; {allowed}")
+    return [dict(rule) for rule in raw or []]
 
 
 def _matching(axis: str, raw: object, typed: object, options: list[_Option]) -> set[int]:
-    """Indices of the axis options an exclude value matches.
-
-    Equal settings match; a bare name also matches that option with any parameters and, for
-    ``regularization``, any list that contains it.
-    """
+    """Indices of the options an exclude value matches: equal settings; a bare name also matches
+    that option with any parameters and, for ``regularization``, any list that contains it."""
     found = set()
     for i, option in enumerate(options):
         names = [s.name for s in option.typed] if axis == "regularization" else []
-        bare = isinstance(raw, str) and raw != "none"
-        if option.typed == typed or (bare and (raw in names or _name(option.typed) == raw)):
+        if not isinstance(option.typed, tuple):
+            names = [getattr(option.typed, "name", None)]
+        if option.typed == typed or (isinstance(raw, str) and raw != "none" and raw in names):
             found.add(i)
     return found
 
 
-def _name(typed: object) -> str | None:
-    return getattr(typed, "name", None) if not isinstance(typed, tuple) else None
-
-
-# ---------------------------------------------------------------------------------------------
-# Expansion
-
-
-def _options_of(axes: dict[str, list]) -> dict[str, list[_Option]]:
+def _options(axes: dict[str, list]) -> dict[str, list[_Option]]:
     options = {}
     for axis, values in axes.items():
         shown = [_display(axis, value) for value in values]
-        if not all(isinstance(s, (int, float)) for s in shown):
+        if not all(isinstance(s, int | float) for s in shown):
             shown = [s if isinstance(s, str) else _show(s) for s in shown]  # one type per column
         typed = [_typed(axis, value, f"axes.{axis}[{i}]") for i, value in enumerate(values)]
         options[axis] = [_Option(*parts) for parts in zip(values, typed, shown, strict=True)]
     return options
 
 
-def _options(spec: Spec) -> dict[str, list[_Option]]:
-    return _options_of(spec.axes)
-
-
-def _kept(spec: Spec, options: dict[str, list[_Option]]) -> Iterator[tuple[int, ...]]:
-    """Option indices of every crossed trial that no exclude rule matches, in expansion order."""
+def _kept(spec: Spec, options: dict[str, list[_Option]]) -> Iterator[tuple[_Option, ...]]:
+    """The options of every crossed trial that no exclude rule matches, in expansion order."""
     names = list(spec.axes)
     rules = [
-        [
-            (names.index(axis), _matching(axis, value, _typed(axis, value, ""), options[axis]))
-            for axis, value in rule.items()
-        ]
-        for rule in spec.exclude
+        [(names.index(a), _matching(a, v, _typed(a, v, ""), options[a])) for a, v in r.items()]
+        for r in spec.exclude
     ]
     for combo in itertools.product(*(range(len(options[axis])) for axis in names)):
         if not any(all(combo[j] in hits for j, hits in rule) for rule in rules):
-            yield combo
+            yield tuple(options[axis][i] for axis, i in zip(names, combo, strict=True))
 
 
 def _merge(base: Mapping, updates: list[tuple[str, object]]) -> dict:
-    """``base`` with each ``(axis path, value)`` applied: a leaf or option is replaced whole, a
-    section mapping is merged into the base section."""
+    """``base`` with each ``(axis path, value)`` applied: a leaf or named option is replaced
+    whole, a section mapping is merged into the base section."""
     merged = dict(base)
     for axis, value in updates:
         head, _, leaf = axis.partition(".")
-        if leaf:
-            merged[head] = {**(merged.get(head) or {}), leaf: value}
-        elif head in SECTION_TYPES:
-            merged[head] = {**(merged.get(head) or {}), **value}
+        if leaf or head in SECTION_TYPES:
+            merged[head] = {**(merged.get(head) or {}), **({leaf: value} if leaf else value)}
         else:
             merged[head] = value
     return merged
 
 
 def expand(spec: Spec) -> list[TrialSpec]:
-    """Every trial of the grid, excluded ones dropped, with ids ``t0000``, ``t0001``... in order.
+    """Every kept trial, in ``itertools.product`` order of the axes as written.
 
     Output
     ------
-    trials : list of :class:`TrialSpec`; ``config`` is the fully resolved trial config
-        (``config_to_dict``), ready for ``trainables.trial.run_trial``.
+    trials : list of :class:`TrialSpec`, ids ``t0000``, ``t0001``... numbered after exclusion;
+        ``config`` is the fully resolved trial config (``config_to_dict``) for ``run_trial``.
     """
     return copy.deepcopy(_trials(spec))
 
 
 def _trials(spec: Spec) -> list[TrialSpec]:
-    options, names = _options(spec), list(spec.axes)
-    trials = []
-    for combo in _kept(spec, options):
-        chosen = [options[axis][i] for axis, i in zip(names, combo, strict=True)]
-        merged = _merge(spec.base, [(axis, o.raw) for axis, o in zip(names, chosen, strict=True)])
+    """The kept trials, parsed once per spec (parsing thousands of configs takes seconds)."""
+    if spec._trials:
+        return spec._trials
+    trials, names = [], list(spec.axes)
+    for chosen in _kept(spec, _options(spec.axes)):
         try:
-            config = config_to_dict(parse_trial_config(merged))
+            config = parse_trial(
+                _merge(spec.base, [(a, o.raw) for a, o in zip(names, chosen, strict=True)])
+            )
         except ConfigError as err:
             raise _blame(spec, names, chosen, err) from None
-        shown = {axis: o.display for axis, o in zip(names, chosen, strict=True)}
-        trials.append(TrialSpec(f"t{len(trials):04d}", shown, config))
+        shown = {axis: option.display for axis, option in zip(names, chosen, strict=True)}
+        trials.append(TrialSpec(f"t{len(trials):04d}", shown, config_to_dict(config)))
     if not trials:
         total = math.prod(len(values) for values in spec.axes.values())
         raise SpecError("exclude", f"the rules remove all {total} trials; nothing would run")
+    spec._trials.extend(trials)
     return trials
 
 
-def _blame(spec: Spec, names: list[str], chosen: list[_Option], err: ConfigError) -> SpecError:
-    """The trial error, naming only the axes needed to reproduce it, and the exclude rule to add."""
+def _blame(spec: Spec, names: list[str], chosen: tuple, err: ConfigError) -> SpecError:
+    """The trial error with only the axes needed to reproduce it, and the exclude rule to add."""
     keep = list(range(len(names)))
-    for j in range(len(names)):
+    for j in range(len(names)):  # drop each axis whose base value gives the same error
         fewer = [k for k in keep if k != j]
         try:
-            parse_trial_config(_merge(spec.base, [(names[k], chosen[k].raw) for k in fewer]))
+            parse_trial(_merge(spec.base, [(names[k], chosen[k].raw) for k in fewer]))
         except ConfigError as other:
-            if str(other) == str(err):
-                keep = fewer
+            keep = fewer if str(other) == str(err) else keep
     shown = ", ".join(f"{names[k]}={chosen[k].display}" for k in keep)
-    rule = yaml.safe_dump(
-        {names[k]: chosen[k].raw for k in keep}, default_flow_style=True, width=1e9
-    )
-    return SpecError(f"trial ({shown})", f"{err}; add an exclude rule such as {rule.strip()}")
+    rule = _flow({names[k]: chosen[k].raw for k in keep})
+    return SpecError(f"trial ({shown})", f"{err}; add an exclude rule such as {rule}")
 
 
 def _display(axis: str, value: object) -> object:
@@ -513,9 +367,7 @@ def _display(axis: str, value: object) -> object:
     ``[l2, dropout]`` -> ``l2+dropout``; ``[-20, 20]`` -> ``"[-20, 20]"``."""
     if axis == "regularization" and isinstance(value, list):
         return "+".join(_show(v) for v in value) or "none"
-    if isinstance(value, (int, float, bool, str)):
-        return value
-    return _show(value)
+    return value if isinstance(value, int | float | str) else _show(value)
 
 
 def _show(value: object) -> str:
@@ -525,30 +377,30 @@ def _show(value: object) -> str:
             params = ", ".join(f"{k}={_show(v)}" for k, v in items)
             return f"{value['name']}({params})" if params else str(value["name"])
         return "{" + ", ".join(f"{k}: {_show(v)}" for k, v in items) + "}"
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, list | tuple):
         return "[" + ", ".join(_show(v) for v in value) + "]"
     if value is None or isinstance(value, bool):
-        return "none" if value is None else str(value).lower()
+        return {None: "none", True: "true", False: "false"}[value]
     return str(value)
 
 
-# ---------------------------------------------------------------------------------------------
-# Reports and reproducibility
+def _flow(data: object) -> str:
+    return yaml.safe_dump(data, default_flow_style=True, sort_keys=False, width=math.inf).strip()
 
 
 def estimate(spec: Spec, trials: list[TrialSpec]) -> dict:
-    """Upper bounds on the work (early stopping ends trials sooner).
+    """Upper bounds on the work of ``trials`` (early stopping ends some sooner).
 
     Output
     ------
-    dict with ``trials``, ``epochs`` (summed), ``train_symbols`` (sum of epochs x train.symbols),
-    ``eval_points`` (summed Eb/N0 points) and ``train_core_s`` (at ``SYMBOLS_PER_S`` per core).
+    dict: ``trials``; ``epochs`` (summed); ``train_symbols`` (sum of epochs x train.symbols);
+    ``eval_points`` (Eb/N0 points, summed); ``train_core_s`` (at ``SYMBOLS_PER_S`` per core).
     """
-    epochs = sum(t.config["train"]["epochs"] for t in trials)
-    passes = sum(t.config["train"]["epochs"] * t.config["train"]["symbols"] for t in trials)
+    train = [t.config["train"] for t in trials]
+    passes = sum(t["epochs"] * t["symbols"] for t in train)
     return {
         "trials": len(trials),
-        "epochs": epochs,
+        "epochs": sum(t["epochs"] for t in train),
         "train_symbols": passes,
         "eval_points": sum(len(t.config["eval"]["ebno_db"]) for t in trials),
         "train_core_s": passes / SYMBOLS_PER_S,
@@ -557,61 +409,47 @@ def estimate(spec: Spec, trials: list[TrialSpec]) -> dict:
 
 def describe(spec: Spec) -> str:
     """The text ``symgrid validate`` prints: axes, trial count, resources and cost."""
-    trials = _trials(spec)
-    total = math.prod(len(values) for values in spec.axes.values())
+    trials, total = _trials(spec), math.prod(len(values) for values in spec.axes.values())
     cost = estimate(spec, trials)
-    lines = [f"{spec.name}: {spec.description}".strip(), "axes (crossed in this order):"]
-    for axis, options in _options(spec).items():
+    lines = textwrap.wrap(f"{spec.name}: {spec.description}", 100, subsequent_indent="  ")
+    lines.append("axes (crossed in this order):" if spec.axes else "axes: none (the base alone)")
+    for axis, options in _options(spec.axes).items():
         lines.append(f"  {axis:<24} {', '.join(str(o.display) for o in options)}")
-    if not spec.axes:
-        lines.append("  (none: one trial of the base config)")
-    for rule in spec.exclude:
-        lines.append(f"exclude {yaml.safe_dump(rule, default_flow_style=True, width=1e9).strip()}")
+    lines += [f"exclude {_flow(rule)}" for rule in spec.exclude]
     lines += [
         f"trials: {len(trials):,} ({total:,} crossed, {total - len(trials):,} excluded)",
         f"resources per trial: cpu {spec.resources.cpu:g}, gpu {spec.resources.gpu}; "
         f"max_failures {spec.max_failures}",
         f"cost: {cost['epochs']:,} epochs, {cost['train_symbols']:.3g} training symbols "
-        f"(~{cost['train_core_s'] / 60:.1f} core-minutes at {SYMBOLS_PER_S:.0e} symbols/s), "
+        f"(~{cost['train_core_s'] / 60:.2g} core-minutes at {SYMBOLS_PER_S / 1e6:g} M symbols/s), "
         f"{cost['eval_points']:,} BER points",
     ]
     return "\n".join(lines)
 
 
-def _resolved_base(spec: Spec) -> dict:
-    resolved = config_to_dict(parse_trial_config(spec.base))
-    touched = {axis.partition(".")[0] for axis in spec.axes}
-    for section in PRESENCE_SENSITIVE:
-        if section in touched:  # keep as written: a resolved default could clash with an axis
-            resolved[section] = dict(spec.base.get(section) or {})
-    return resolved
-
-
 def _plain(spec: Spec) -> dict:
-    return {
-        "name": spec.name,
-        "description": spec.description,
-        "base": _resolved_base(spec),
-        "axes": spec.axes,
-        "exclude": spec.exclude,
-        "resources": to_plain(spec.resources),
-        "max_failures": spec.max_failures,
-    }
+    """The spec as data, its base resolved, except a model or optimizer section whose name an
+    axis varies: a resolved default could clash with the other name (sgd's momentum with adam)."""
+    base = config_to_dict(parse_trial(spec.base))
+    for section in PRESENCE_SENSITIVE:
+        if section in spec.axes or f"{section}.name" in spec.axes:
+            base[section] = dict(spec.base.get(section) or {})
+    fields = ("name", "description", "base", "axes", "exclude", "resources", "max_failures")
+    values = {**{k: getattr(spec, k) for k in fields}, "base": base}
+    return {**values, "resources": to_plain(spec.resources)}
 
 
 def spec_hash(spec: Spec) -> str:
-    """First 12 hex digits of the sha256 of the canonical JSON of the parsed spec.
-
-    The base enters resolved, so a spec and its :func:`resolved_yaml` hash the same.
-    """
-    plain = _plain(spec)
-    plain["axes"] = list(plain["axes"].items())  # axis order matters: it orders the trials
+    """First 12 hex digits of the sha256 of the canonical JSON of the parsed spec; the base enters
+    resolved, so a spec and its :func:`resolved_yaml` hash the same."""
+    plain = {**_plain(spec), "axes": list(spec.axes.items())}  # axis order orders the trials
     text = json.dumps(plain, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def resolved_yaml(spec: Spec) -> str:
-    """The spec with every base default written out, for ``DIR/spec.yaml``; it loads to the same
+    """The spec with its base defaults written out, for ``DIR/spec.yaml``; loads to the same
     trials."""
     header = f"# {spec.name}: base resolved by symgrid; spec_hash {spec_hash(spec)}\n"
-    return header + yaml.safe_dump(_plain(spec), sort_keys=False, width=100, allow_unicode=True)
+    body = yaml.safe_dump(_plain(spec), default_flow_style=None, sort_keys=False, width=100)
+    return header + body

@@ -75,7 +75,8 @@ def test_zero_one_terms_by_hand():
     eta = np.array([[0.9, 0.2, 0.6]])  # MAP decisions 1, 0, 1
     p = np.array([[[0.8, 0.7, 0.4]], [[0.6, 0.9, 0.3]], [[0.1, 0.1, 0.7]]])  # 3 replicates
     d = decompose_zero_one(eta, p)
-    # bit 0: main 1 = y*, V = 1/3; bit 1: main 1 != y*, B = 1, V = 1/3; bit 2: main 0, B = 1, V = 1/3
+    # bit 0: main 1 = y*, V = 1/3; bit 1: main 1 != y*, B = 1, V = 1/3;
+    # bit 2: main 0 != y*, B = 1, V = 1/3
     assert d["bias01"] == pytest.approx(2 / 3)
     assert d["var01"] == pytest.approx(1 / 3)
     assert d["net_var01"] == pytest.approx((1 / 3 - 1 / 3 - 1 / 3) / 3)

@@ -1,0 +1,140 @@
+"""The report from a real small run folder: files, contents, partial runs, errors, a browser."""
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from runfolder import run_folder  # noqa: F401  (session fixture)
+
+from analysis.report import ReportError, write_report
+from trainables.records import write_json
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def report(run_folder, tmp_path_factory):  # noqa: F811
+    return write_report([run_folder], tmp_path_factory.mktemp("report"))
+
+
+def copy_run(run_folder, tmp_path) -> Path:  # noqa: F811
+    target = tmp_path / "run"
+    shutil.copytree(run_folder, target, ignore=shutil.ignore_patterns("report"))
+    return target
+
+
+def test_every_referenced_png_exists_and_is_valid(report):
+    page = report.read_text()
+    names = set(re.findall(r'data-file="([^"]+\.png)"', page))
+    assert len(names) >= 6  # BER per axis, gap heatmap, overfitting, gap, bias-variance, lr
+    for name in names:
+        data = (report.parent / name).read_bytes()
+        assert data.startswith(PNG_MAGIC), name
+        assert f'href="{name}"' in page
+    assert page.count("data:image/png;base64,") == len(names)
+    assert {"biasvar_params.png", "lr.png", "overfitting.png"} <= names
+
+
+def test_html_has_ranking_and_header(report):
+    page = report.read_text()
+    assert 'id="ranking"' in page
+    assert "symgrid run tiny.yaml" in page  # the command that reproduces the run
+    assert "16 completed" in page and "Diverged and failed trials" in page
+    assert "Missing" not in page  # a complete run
+
+
+def test_summary_names_the_best_setting(report):
+    summary = (report.parent / "summary.md").read_text()
+    best = re.search(r"Best setting: (.+?) \(BER ratio", summary)
+    assert best is not None
+    first_row = next(line for line in summary.splitlines() if line.startswith("| 1 |"))
+    assert best.group(1) in first_row
+    assert "significantly better than the runner-up" in summary
+
+
+def test_default_out_is_dir_report(run_folder, tmp_path):  # noqa: F811
+    run = copy_run(run_folder, tmp_path)
+    assert write_report([run]) == run / "report" / "index.html"
+
+
+def test_partial_run_says_what_is_missing(run_folder, tmp_path):  # noqa: F811
+    run = copy_run(run_folder, tmp_path)
+    shutil.rmtree(run / "trials" / "t0005")
+    (run / "trials" / "t0006" / "trial.json").unlink()  # started, never finished
+    info = json.loads((run / "run.json").read_text())
+    del info["finished_at"]
+    write_json(info, run / "run.json")
+    summary = (write_report([run]).parent / "summary.md").read_text()
+    assert "did not finish" in summary
+    assert "2 of 16 planned trials have no records" in summary
+    assert "started but without results: t0006" in summary
+    assert "14 recorded of 16 planned" in summary
+
+
+def test_failed_trial_is_listed(run_folder, tmp_path):  # noqa: F811
+    run = copy_run(run_folder, tmp_path)
+    record = json.loads((run / "trials" / "t0003" / "trial.json").read_text())
+    failed = {"trial_id": "t0003", "status": "failed", "error": "RuntimeError: <boom> & bust"}
+    write_json(
+        {**failed, "axes": record["axes"], "config": record["config"]},
+        run / "trials" / "t0003" / "trial.json",
+    )
+    (run / "trials.parquet").unlink()  # tables not rebuilt: the report reads the folders
+    page = write_report([run]).read_text()
+    assert "RuntimeError: &lt;boom&gt; &amp; bust" in page  # listed, and escaped
+    assert "15 completed" in page and "1 failed" in page
+
+
+def test_truncated_parquet_is_a_report_error_naming_it(run_folder, tmp_path):  # noqa: F811
+    run = copy_run(run_folder, tmp_path)
+    data = (run / "ber.parquet").read_bytes()
+    (run / "ber.parquet").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ReportError, match=r"ber\.parquet: unreadable Parquet file"):
+        write_report([run])
+    assert not (run / "report").exists()  # nothing half-written
+
+
+def test_empty_run_is_a_report_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ReportError, match="no trials"):
+        write_report([tmp_path / "empty"])
+
+
+def test_several_runs_are_compared(run_folder, tmp_path):  # noqa: F811
+    other = copy_run(run_folder, tmp_path)
+    index = write_report([run_folder, other], tmp_path / "both")
+    assert (tmp_path / "both" / "compare.png").read_bytes().startswith(PNG_MAGIC)
+    assert 'id="ranking"' in index.read_text() and 'id="ranking-2"' in index.read_text()
+    with pytest.raises(ReportError, match="--out"):
+        write_report([run_folder, other])
+
+
+def test_index_html_in_headless_chromium(report, tmp_path):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.fail("headless Chromium is required: apt-get install -y chromium")
+    command = [
+        chromium,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--virtual-time-budget=5000",
+        "--dump-dom",
+        report.resolve().as_uri(),
+    ]
+    dom = subprocess.run(command, capture_output=True, text=True, timeout=60).stdout
+    check = re.search(r'<pre id="imgcheck"[^>]*>(.*?)</pre>', dom, re.S)
+    assert check is not None, "the page's image check did not run"
+    head, *lines = check.group(1).strip().splitlines()
+    assert head == f"images {len(lines)}" and len(lines) >= 6
+    widths = {line.rsplit(" ", 1)[0]: int(line.rsplit(" ", 1)[1]) for line in lines}
+    assert all(width > 0 for width in widths.values()), widths
+    assert 'id="ranking"' in dom

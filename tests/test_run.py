@@ -1,0 +1,111 @@
+"""Real grids on an embedded local Ray: tables, fractional GPUs, resume after an interrupt."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+TINY = """
+name: {name}
+description: a tiny grid for the tests
+base:
+  train: {{ebno_db: [0, 10], symbols: 8192, val_symbols: 4096, batch_size: 1024, epochs: {epochs}}}
+  model: {{hidden: [16]}}
+  eval: {{ebno_db: [2, 8], min_errors: 50, max_bits: 1.0e+5, biasvar_symbols: 256}}
+axes:
+  scheduler: [none, step]
+  seed: {seeds}
+resources: {{cpu: {cpu}, gpu: {gpu}}}
+max_failures: 1
+"""
+
+
+def write_spec(tmp_path, name="tiny", epochs=3, seeds="[0, 1]", cpu=1, gpu=0) -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(TINY.format(name=name, epochs=epochs, seeds=seeds, cpu=cpu, gpu=gpu))
+    return path
+
+
+def symgrid(*args, **kwargs) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "grid", *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, **kwargs)
+
+
+def trials_of(out: Path) -> pd.DataFrame:
+    return pd.read_parquet(out / "trials.parquet")
+
+
+def test_a_grid_runs_on_embedded_ray_and_writes_every_table(tmp_path):
+    out = tmp_path / "out"
+    result = symgrid("run", write_spec(tmp_path), "--out", out, "--num-cpus", "2", "--no-report")
+    assert result.returncode == 0, result.stderr
+    trials = trials_of(out)
+    assert sorted(trials.trial_id) == ["t0000", "t0001", "t0002", "t0003"]
+    assert set(trials.status) == {"completed"}
+    assert sorted(zip(trials.scheduler, trials.seed)) == [
+        ("none", 0),
+        ("none", 1),
+        ("step", 0),
+        ("step", 1),
+    ]
+    epochs = pd.read_parquet(out / "epochs.parquet")
+    for _, group in epochs.groupby("trial_id"):
+        assert list(group.epoch) == [1, 2, 3]  # each epoch once, no gaps
+    ber = pd.read_parquet(out / "ber.parquet")
+    assert len(ber) == 4 * 2 and (ber.ber_map > 0).all()
+    assert json.loads(trials.config_json[0])["train"]["symbols"] == 8192
+    assert (out / "spec.yaml").exists() and "trials have results" in result.stderr
+
+
+def test_four_quarter_gpu_trials_share_one_logical_gpu_concurrently(tmp_path):
+    out = tmp_path / "out"
+    spec = write_spec(tmp_path, name="gpu", epochs=6, seeds="[0, 1]", cpu=0.5, gpu=0.25)
+    result = symgrid("run", spec, "--out", out, "--num-cpus", "2", "--num-gpus", "1", "--no-report")
+    assert result.returncode == 0, result.stderr
+    trials = trials_of(out)
+    assert len(trials) == 4 and set(trials.gpu_ids) == {"0"}
+    started = pd.to_datetime(trials.started_at)
+    finished = pd.to_datetime(trials.finished_at)
+    assert started.max() < finished.min(), "all four trials were running at one moment"
+    assert set(trials.device) == {"cpu"}  # a logical GPU is not CUDA
+
+
+def test_resume_after_sigint_runs_only_unfinished_trials(tmp_path):
+    out = tmp_path / "out"
+    spec = write_spec(tmp_path, name="resume", epochs=4, seeds="[0, 1, 2]")
+    cmd = [sys.executable, "-m", "grid", "run", str(spec), "--out", str(out), "--num-cpus", "2"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 180
+    while len(list(out.glob("trials/*/trial.json"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group
+    proc.communicate(timeout=120)
+    records = {p.parent.name: p.read_text() for p in out.glob("trials/*/trial.json")}
+    # A trial caught mid-epoch by Ctrl-C is recorded as failed, then run again on resume.
+    before = {k: v for k, v in records.items() if json.loads(v)["status"] == "completed"}
+    assert 2 <= len(before) < 6, "the interrupt landed mid-grid"
+    result = symgrid("resume", out, "--no-report")
+    assert result.returncode == 0, result.stderr
+    trials = trials_of(out)
+    assert sorted(trials.trial_id) == [f"t{i:04d}" for i in range(6)]
+    assert set(trials.status) == {"completed"}
+    for trial_id, text in before.items():  # finished before the interrupt: not run again
+        assert (out / "trials" / trial_id / "trial.json").read_text() == text
+    epochs = pd.read_parquet(out / "epochs.parquet")
+    assert epochs.groupby("trial_id").epoch.apply(list).map(lambda e: e == [1, 2, 3, 4]).all()
+
+
+@pytest.mark.parametrize("flag", ["--out"])
+def test_an_unwritable_out_is_an_error_before_ray_starts(tmp_path, flag):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    result = symgrid("run", write_spec(tmp_path), flag, blocker / "out")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "--out" in result.stderr
+    assert "Traceback" not in result.stderr
