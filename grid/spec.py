@@ -251,7 +251,6 @@ def _typed(axis: str, value: object, path: str) -> object:
 def _parse_exclude(raw: object, axes: dict[str, list]) -> list[dict]:
     if not isinstance(raw, list | None):
         raise SpecError("exclude", f"expected a list of rules such as {{loss: mse}}, got {raw!r}")
-    options = _options(axes)
     for i, rule in enumerate(raw or []):
         if not isinstance(rule, Mapping) or not rule:
             raise SpecError(f"exclude[{i}]", f"expected a mapping axis -> value, got {rule!r}")
@@ -260,10 +259,9 @@ def _parse_exclude(raw: object, axes: dict[str, list]) -> list[dict]:
             if axis not in axes:
                 allowed = did_you_mean(axis, axes) if axes else "the spec has no axes"
                 raise SpecError(path, f"not an axis; {allowed}")
-            if not _matching(axis, value, _typed(axis, value, path), options[axis]):
-                shown = [str(option.display) for option in options[axis]]
-                allowed = did_you_mean(_show(value), shown)
-                raise SpecError(path, f"{_show(value)} is not on this axis; {allowed}")
+            # A valid option that is not on the axis is allowed: a rule can guard a combination
+            # (mse with label_smoothing) before that value is added to the axis.
+            _typed(axis, value, path)
     return [dict(rule) for rule in raw or []]
 
 

@@ -1,0 +1,39 @@
+"""README.md's examples are checked, so the documentation cannot rot."""
+
+import re
+from pathlib import Path
+
+from grid.source import load_yaml
+from grid.spec import expand, parse_spec
+from trainables.config import parse_trial_config
+
+README = (Path(__file__).parents[1] / "README.md").read_text()
+
+
+def test_the_readme_spec_example_is_a_valid_grid():
+    block = re.search(r"```yaml\n(name: quick.*?)```", README, re.S).group(1)
+    trials = expand(parse_spec(load_yaml(block), source=block))
+    assert len(trials) == 3 * 3 * 3 * 2 * 2
+
+
+def test_the_readme_defaults_table_matches_the_code():
+    defaults = parse_trial_config({})
+    section = README.split("## The trial config", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `([a-z_.]+)` \| ([^|]+) \|", section, re.M)
+    checked = 0
+    for key, written in rows:
+        raw = load_yaml(written.strip())
+        for part in reversed(key.split(".")):
+            raw = {part: raw}
+        assert parse_trial_config(raw) == defaults, key  # writing the default changes nothing
+        checked += 1
+    assert checked >= 20
+
+
+def test_the_quick_start_has_exactly_two_commands_and_ci_runs_the_same_tests():
+    start = README.split("## Quick start", 1)[1].split("##", 1)[0]
+    commands = [line for line in start.splitlines() if line.startswith(("python3", "(command"))]
+    assert len(commands) == 2 and "symgrid run quick" in commands[0]
+    assert commands[1].endswith("python -m pytest")
+    ci = (Path(__file__).parents[1] / ".ci" / "run").read_text()
+    assert "\npython -m pytest\n" in ci and 'pip install -q -c constraints.txt -e ".[dev]"' in ci
