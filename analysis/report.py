@@ -10,6 +10,8 @@ partial runs and says what is missing; an empty or unreadable run is a one-line
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,7 +82,9 @@ def load_run(path: Path) -> Run:
     info = read_json(path / "run.json")
     records = [read_json(p) for p in sorted((path / "trials").glob("*/trial.json"))]
     trials = read_table(path / "trials.parquet")
-    if records and len(records) != len(trials):  # an interrupted run, or tables not built yet
+    tables = [path / f"{name}.parquet" for name in ("trials", "epochs", "ber")]
+    stale = len(records) != len(trials) or not all(t.exists() for t in tables)
+    if records and stale:  # an interrupted run, tables not built yet, or one of them lost
         trials = collect.trials_frame(records)
         epochs = read_folders(path, "epochs.parquet", EPOCH_COLUMNS)
         ber = read_folders(path, "ber.parquet", BER_COLUMNS)
@@ -215,6 +219,10 @@ def missing(run: Run) -> list[str]:
         lines.append(f"{planned - present} of {planned} planned trials have no records")
     if run.unfinished:
         lines.append(f"started but without results: {', '.join(run.unfinished)}")
+    completed = run.trials.loc[run.trials["status"] == "completed", "trial_id"]
+    no_ber = sorted(set(completed) - set(run.ber["trial_id"]))
+    if no_ber:  # e.g. a lost ber.parquet: say so rather than rank without them
+        lines.append(f"completed but without BER points, left out: {', '.join(no_ber)}")
     return lines
 
 
@@ -239,16 +247,22 @@ def write_report(dirs: list[Path], out: Path | None = None) -> Path:
     out = Path(out) if out is not None else dirs[0] / "report"
     runs = [load_run(d) for d in dirs]  # every run readable before anything is written
     out.mkdir(parents=True, exist_ok=True)
-    prefixes = [f"run{i + 1}_" if len(runs) > 1 else "" for i in range(len(runs))]
-    sections = [summarize(r, out, p) for r, p in zip(runs, prefixes, strict=True)]
-    names = unique_names(runs)
-    compared = plots.compare_runs(
-        {n: (r.trials, r.axes) for n, r in zip(names, runs, strict=True)}, out / "compare.png"
-    )
-    (out / "summary.md").write_text(render.markdown(sections, compared))
-    index = out / "index.html"
-    index.write_text(render.html_page(sections, compared))
-    return index
+    # Everything is drawn into a staging folder, then each file is renamed into place (index.html
+    # last): a crash or a full disk never leaves a half-written page or figure in the report.
+    with tempfile.TemporaryDirectory(dir=out, prefix=".staging-") as tmp:
+        staging = Path(tmp)
+        prefixes = [f"run{i + 1}_" if len(runs) > 1 else "" for i in range(len(runs))]
+        sections = [summarize(r, staging, p) for r, p in zip(runs, prefixes, strict=True)]
+        names = unique_names(runs)
+        compared = plots.compare_runs(
+            {n: (r.trials, r.axes) for n, r in zip(names, runs, strict=True)},
+            staging / "compare.png",
+        )
+        (staging / "summary.md").write_text(render.markdown(sections, compared))
+        (staging / "index.html").write_text(render.html_page(sections, compared))
+        for made in sorted(staging.iterdir(), key=lambda f: f.name == "index.html"):
+            os.replace(made, out / made.name)
+    return out / "index.html"
 
 
 def unique_names(runs: list[Run]) -> list[str]:

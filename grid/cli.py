@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+import tempfile
 from pathlib import Path
 
 from grid.source import SpecError, load_yaml, preset_names
@@ -72,6 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("symgrid: interrupted", file=sys.stderr)
         return 130
+    except OSError as err:  # a file we could not read or write: one line, never a traceback
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"symgrid: error: {where}{err.strerror or err}", file=sys.stderr)
+        return 1
 
 
 def cmd_run(args) -> int:
@@ -161,8 +166,10 @@ def cmd_trial(args) -> int:
     from trainables.trial import run_trial
 
     if not args.config.is_file():
-        raise SpecError(str(args.config), "no such file")
+        what = "is a directory, not a trial config" if args.config.is_dir() else "no such file"
+        raise SpecError(str(args.config), what)
     config = config_to_dict(parse_trial_config(load_yaml(args.config)))  # errors before writing
+    check_writable(args.out)  # before training, not after
     print(
         f"{'epoch':>5} {'lr':>9} {'train_loss':>10} {'val_loss':>9} {'train_ber':>9} {'val_ber':>8}"
     )
@@ -181,6 +188,18 @@ def cmd_trial(args) -> int:
         )
     print(f"mean ber/ber_map: {outcome.summary['ber_ratio_map']}; records in {args.out}")
     return 0 if outcome.status == "completed" else 1
+
+
+def check_writable(out: Path) -> None:
+    """A one-line SpecError when ``out`` cannot be a folder we write into (nothing is created)."""
+    parent = next((p for p in (out, *out.parents) if p.exists()), Path("."))
+    if not parent.is_dir():
+        raise SpecError(f"--out {out}", f"{parent} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as err:
+        raise SpecError(f"--out {out}", f"cannot write in {parent} ({err.strerror})") from None
 
 
 COMMANDS = {

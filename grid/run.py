@@ -24,19 +24,24 @@ from ray import tune
 
 from analysis.collect import build_tables
 from grid.spec import Spec, TrialSpec, resolved_yaml, spec_hash
-from trainables.records import epochs_frame, write_json, write_parquet
+from trainables.records import atomic, epochs_frame, write_json, write_parquet
 from trainables.tune_adapter import trainable
 
 EXPERIMENT = "ray"  # Ray's experiment folder name under the storage path
 AUTO_GPU_FRACTION = 0.25  # four trials share a GPU when the cluster has one
+# A disk that fills mid-run fails trials one by one; refuse a folder that is clearly too small.
+# Measured: a tiny trial leaves about 170 KiB (Ray's trial folder, two checkpoints, its records).
+BYTES_PER_TRIAL = 256 * 2**10
+MIN_FREE_BYTES = 16 * 2**20  # spec, run.json, Ray's experiment state, the tables and the report
+FINISHED = ("completed", "diverged")  # outcomes; "failed" trials run again on resume
 
 
 class RunError(RuntimeError):
     """A run that cannot start (one line, shown to the user with exit code 2)."""
 
 
-def prepare_out(out: Path, spec: Spec) -> None:
-    """Check ``out`` is writable and not a previous run, before Ray starts."""
+def prepare_out(out: Path, trials: int) -> None:
+    """Check ``out`` is writable, not a previous run, and has room, before Ray starts."""
     if (out / "run.json").exists():
         raise RunError(
             f"--out {out}: holds a run already; use `symgrid resume {out}` or a new --out"
@@ -46,8 +51,15 @@ def prepare_out(out: Path, spec: Spec) -> None:
         probe = out / ".write-test"
         probe.write_text("ok")
         probe.unlink()
+        free = shutil.disk_usage(out).free
     except OSError as err:
         raise RunError(f"--out {out}: cannot write there ({err.strerror or err})") from err
+    need = MIN_FREE_BYTES + trials * BYTES_PER_TRIAL
+    if free < need:
+        raise RunError(
+            f"--out {out}: only {free / 2**20:.1f} MiB free; {trials} trials need about "
+            f"{need / 2**20:.0f} MiB (checkpoints and records); free space or choose another --out"
+        )
 
 
 def run_grid(
@@ -65,7 +77,7 @@ def run_grid(
 ) -> int:
     """Run every trial; harvest records as trials end; write the tables. Returns an exit code."""
     out = out.resolve()
-    prepare_out(out, spec)
+    prepare_out(out, len(trials))
     (out / "spec.yaml").write_text(resolved_yaml(spec))
     storage_path = storage or str(out)
     info = {
@@ -103,20 +115,55 @@ def run_grid(
 
 
 def resume_grid(out: Path, spec: Spec, *, verbose: bool = False) -> int:
-    """Continue an interrupted run: finished trials are not run again."""
+    """Continue an interrupted run: finished trials are not run again.
+
+    The trials whose records the run folder holds as finished are passed to the trainable, which
+    reports them without training: after a killed driver Ray's saved state can lag behind them.
+    """
     out = out.resolve()
-    info = json.loads((out / "run.json").read_text())
+    info = read_run_json(out)
     path, cfg = info["experiment_path"], info["ray"]
+    done = finished_records(out)
     with ray_session(cfg["address"], cfg["num_cpus"], cfg["num_gpus"], verbose):
         if not tune.Tuner.can_restore(path):
             raise RunError(f"{out}: Ray has no experiment state at {path} to resume")
         tuner = tune.Tuner.restore(
             path,
-            trainable=tune.with_resources(trainable, trial_resources(spec)),
+            trainable=tune.with_resources(
+                tune.with_parameters(trainable, done=done), trial_resources(spec)
+            ),
             resume_unfinished=True,
             restart_errored=True,
         )
         return finish(tuner.fit(), out, spec)
+
+
+def read_run_json(out: Path) -> dict:
+    """run.json of a run folder, or a RunError saying why it cannot be resumed."""
+    try:
+        info = json.loads((out / "run.json").read_text())
+        info["experiment_path"], info["ray"]  # noqa: B018 - both are needed to resume
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise RunError(f"{out / 'run.json'}: unreadable ({one_line(err)}); cannot resume") from err
+    return info
+
+
+def finished_records(out: Path) -> dict[str, str]:
+    """trial_id -> status of every trial folder whose trial.json says it finished."""
+    done = {}
+    for path in (out / "trials").glob("*/trial.json"):
+        status = recorded_status(path.parent)
+        if status in FINISHED:
+            done[path.parent.name] = status
+    return done
+
+
+def recorded_status(target: Path) -> str | None:
+    """The status in ``target/trial.json``; None when there is none or it cannot be read."""
+    try:
+        return json.loads((target / "trial.json").read_text()).get("status")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def finish(results: tune.ResultGrid, out: Path, spec: Spec) -> int:
@@ -137,6 +184,8 @@ def finish(results: tune.ResultGrid, out: Path, spec: Spec) -> int:
 def harvest(out: Path, trial: dict, checkpoint: tune.Checkpoint | None, error) -> None:
     """Copy a trial's records out of its latest checkpoint into DIR/trials/<trial_id>/."""
     target = out / "trials" / trial["trial_id"]
+    if recorded_status(target) in FINISHED:  # a finished trial's records are final; keep them
+        return
     final = False
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
@@ -144,8 +193,8 @@ def harvest(out: Path, trial: dict, checkpoint: tune.Checkpoint | None, error) -
             files = ["epochs.parquet", "ber.parquet", "predictions.parquet", "trial.json"]
             for name in files if final else ["epochs.parquet"]:
                 if (Path(directory) / name).exists():
-                    target.mkdir(parents=True, exist_ok=True)
-                    shutil.copyfile(Path(directory) / name, target / name)
+                    source = Path(directory) / name  # atomic: a killed driver leaves no half file
+                    atomic(target / name, lambda tmp, src=source: shutil.copyfile(src, tmp))
     if not final and error is not None:
         if not (target / "epochs.parquet").exists():
             write_parquet(epochs_frame(trial["trial_id"], []), target / "epochs.parquet")

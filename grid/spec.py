@@ -53,6 +53,9 @@ from trainables.schema import (
 )
 
 MAX_TRIALS_WITHOUT_YES = 10_000  # more needs an explicit yes: a typo in an axis can queue a week
+# Even with --yes: validation checks every expanded trial (about a millisecond each) and Ray Tune's
+# driver holds every trial in memory; a bigger study is several runs.
+MAX_TRIALS = 50_000
 SYMBOLS_PER_S = 8e6  # training speed of one core (DESIGN.md: 7-9 M symbols/s), for estimates
 TOP_KEYS = ("name", "description", "base", "axes", "exclude", "resources", "max_failures")
 SECTION_TYPES = {**SECTIONS, "eval": Eval}
@@ -198,12 +201,14 @@ def _parse_axes(raw: object, allow_large: bool) -> dict[str, list]:
             if value in typed[:i]:
                 raise SpecError(f"axes.{axis}[{i}]", f"repeats axes.{axis}[{typed.index(value)}]")
     count = math.prod(len(values) for values in axes.values())  # before expanding anything
-    if count > MAX_TRIALS_WITHOUT_YES and not allow_large:
+    limit = MAX_TRIALS if allow_large else MAX_TRIALS_WITHOUT_YES
+    if count > limit:
         sizes = " x ".join(str(len(values)) for values in axes.values())
+        hint = "split the study into several specs" if allow_large else "confirm with --yes"
         raise SpecError(
             "axes",
-            f"{count:,} trials ({sizes}) is more than "
-            f"{MAX_TRIALS_WITHOUT_YES:,}; shrink the axes or confirm with --yes",
+            f"{count:,} trials ({sizes}) is more than {limit:,}; shrink the axes or {hint}"
+            f" (--yes allows up to {MAX_TRIALS:,})",
         )
     return axes
 

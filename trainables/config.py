@@ -46,11 +46,15 @@ class Modulation:
 class Train:
     # A fixed Eb/N0 in dB, or a [lo, hi] range drawn uniformly per symbol (the notebook's range).
     ebno_db: float | tuple[float, float] = (-20.0, 20.0)
-    symbols: int = bounded(262144, ge=1)  # finite training set, fixed by the seed (2**18)
+    # Counts are capped where memory or time would run out silently (about 40 bytes a symbol).
+    symbols: int = bounded(262144, ge=1, le=2**27)  # finite training set, fixed by the seed
     fresh_each_epoch: bool = False  # true: new random symbols every epoch (no overfitting)
-    val_symbols: int = bounded(131072, ge=1)
+    val_symbols: int = bounded(131072, ge=1, le=2**27)
     batch_size: int = bounded(4096, ge=1)  # symbols per optimizer step
-    epochs: int = bounded(20, ge=1)  # the notebook trained 20 epochs
+    epochs: int = bounded(20, ge=1, le=100_000)  # the notebook trained 20 epochs
+
+
+MAX_WIDTH = 65536  # a wider layer than this is a typo, not a detector
 
 
 @dataclass(frozen=True)
@@ -73,9 +77,9 @@ class Optimizer:
 @dataclass(frozen=True)
 class Eval:
     ebno_db: tuple[float, ...] = (-4.0, 0.0, 4.0, 8.0, 12.0)
-    min_errors: int = bounded(200, ge=1)  # about +-14 % at 95 % confidence
-    max_bits: int = bounded(20_000_000, ge=1)  # per point: caps the time at high SNR
-    biasvar_symbols: int = bounded(4096, ge=1)  # shared evaluation set for bias-variance
+    min_errors: int = bounded(200, ge=1, le=10**9)  # about +-14 % at 95 % confidence
+    max_bits: int = bounded(20_000_000, ge=1, le=10**13)  # per point: caps the time at high SNR
+    biasvar_symbols: int = bounded(4096, ge=1, le=2**20)  # shared set for bias-variance
 
 
 # The named options' defaults (their parameters' defaults live beside each option's class).
@@ -107,7 +111,7 @@ def parse_trial_config(raw: Mapping | None, path: str = "") -> TrialConfig:
     """Validate a trial config dict; raise :class:`ConfigError` naming the first bad field."""
     raw = {} if raw is None else raw
     if not isinstance(raw, Mapping):
-        raise ConfigError(path, f"expected a mapping, got {raw!r}")
+        raise ConfigError(path or "config", f"expected a mapping of sections, got {raw!r}"[:200])
     at = lambda key: join(path, key)  # noqa: E731
     for key in raw:
         if key not in KEYS:
@@ -165,8 +169,9 @@ def check_combinations(cfg: TrialConfig, raw: Mapping, path: str) -> None:
         raise ConfigError(at("train.ebno_db"), f"reversed range {list(ebno)}; need lo < hi")
     if cfg.train.batch_size > cfg.train.symbols:
         raise ConfigError(at("train.batch_size"), "larger than train.symbols")
-    if any(width < 1 for width in cfg.model.hidden):
-        raise ConfigError(at("model.hidden"), f"{list(cfg.model.hidden)}; widths must be >= 1")
+    if not all(1 <= width <= MAX_WIDTH for width in cfg.model.hidden):
+        message = f"{list(cfg.model.hidden)}; widths must be 1 to {MAX_WIDTH}"
+        raise ConfigError(at("model.hidden"), message)
     model = raw.get("model") or {}
     if cfg.model.name == "baseline" and "hidden" in model:
         raise ConfigError(at("model.hidden"), "baseline has fixed width 8k; use name: mlp")

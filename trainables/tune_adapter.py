@@ -3,10 +3,14 @@
 Ray Tune calls :func:`trainable` with ``{"trial": {"trial_id", "axes", "config"}}``. Every epoch
 reports its row with a checkpoint (the trainer's state and the epochs so far); the final report's
 checkpoint holds the trial's whole record folder (see ``trainables.records``).
+
+A trial that had already ended is never trained again: ``symgrid resume`` passes the outcomes the
+driver recorded (``done``), and a restored final checkpoint is reported again as it is.
 """
 
 from __future__ import annotations
 
+import json
 import socket
 import tempfile
 from pathlib import Path
@@ -21,9 +25,23 @@ from trainables.trial import run_trial
 STATE_FILE = "state.pt"
 
 
-def trainable(config: dict) -> None:
+def trainable(config: dict, done: dict | None = None) -> None:
+    """Train one trial, or report the outcome it already has.
+
+    Parameters
+    ----------
+    config : ``{"trial": {"trial_id", "axes", "config"}}``
+    done : trial_id -> status of the trials whose records the driver kept before an interrupt.
+        Ray saves its experiment state every few seconds, so after a killed driver it may still
+        list such a trial as running; resuming it would train it again from an older checkpoint.
+    """
     trial = config["trial"]
     trial_id = trial["trial_id"]
+    if done and trial_id in done:
+        tune.report({"trial_id": trial_id, "final": True, "status": done[trial_id]})
+        return
+    if report_final_checkpoint(trial_id):
+        return
     placement = where_am_i()
     cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
     torch.set_num_threads(max(1, int(cpus)))  # torch would otherwise take every core of the node
@@ -42,6 +60,23 @@ def trainable(config: dict) -> None:
         metrics = {"trial_id": trial_id, "final": True, "status": outcome.status}
         metrics["ber_ratio_map"] = outcome.summary["ber_ratio_map"]
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+
+
+def report_final_checkpoint(trial_id: str) -> bool:
+    """Report a restored checkpoint that already holds the trial's records (it ended before a
+    crash or an interrupt); it has no trainer state, so training would start from scratch."""
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return False
+    with checkpoint.as_directory() as directory:
+        record = Path(directory) / "trial.json"
+        if not record.exists():
+            return False
+        summary = json.loads(record.read_text())
+        metrics = {"trial_id": trial_id, "final": True, "status": summary["status"]}
+        metrics["ber_ratio_map"] = summary.get("ber_ratio_map")
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+    return True
 
 
 def load_state() -> dict | None:
