@@ -41,12 +41,12 @@ TINY = """
 name: {name}
 description: a tiny grid for the cluster test
 base:
-  train: {{ebno_db: [0, 10], symbols: {symbols}, val_symbols: 2048, batch_size: 1024, epochs: 2}}
+  train: {{ebno_db: [0, 10], symbols: {symbols}, val_symbols: 2048, batch_size: 4096, epochs: 2}}
   model: {{hidden: [8]}}
   eval: {{ebno_db: [4], min_errors: 20, max_bits: 2.0e+4, biasvar_symbols: 128}}
 axes:
   seed: {seeds}
-resources: {{cpu: 1, gpu: {gpu}}}
+resources: {{cpu: {cpu}, gpu: {gpu}}}
 max_failures: 0
 """
 
@@ -354,9 +354,10 @@ def cluster():
         assert not leftovers, f"processes left behind: {leftovers}"
 
 
-def run_grid_job(cluster, tmp_path: Path, name: str, seeds: str, gpu: float, symbols: int = 4096):
+def run_grid_job(cluster, tmp_path: Path, name: str, seeds: str, gpu: float, **shape):
     spec = tmp_path / f"{name}.yaml"
-    spec.write_text(TINY.format(name=name, seeds=seeds, gpu=gpu, symbols=symbols))
+    shape = {"symbols": 4096, "cpu": 1, **shape}
+    spec.write_text(TINY.format(name=name, seeds=seeds, gpu=gpu, **shape))
     out, storage = tmp_path / "out", tmp_path / "storage"
     entrypoint = ["symgrid", "run", str(spec), "--address", "auto"]
     entrypoint += ["--out", str(out), "--storage", str(storage), "--no-report"]
@@ -386,20 +387,16 @@ def test_gpu_trials_submitted_as_a_job_run_on_the_gpu_node(cluster, tmp_path):
     print("gpu grid trials per node:", placement(trials, nodes))
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="timing: with reuse_actors=True the head's warm actors can finish every trial before "
-    "the worker's cold actors (about 10 s behind on 2 cores) start; see issue 5 notes",
-)
 def test_cpu_trials_submitted_as_a_job_spread_over_both_nodes(cluster, tmp_path):
     nodes = cluster.node_ids()
-    # Enough work (8 trials of about 5 s) that the head's two CPUs cannot finish it before
-    # the worker's trial actors are up, about 10 s after the head's on this 2-core machine: tiny
-    # trials all run in the head's reused actors (reuse_actors=True) and never reach the worker.
-    seeds = str(list(range(8)))
-    trials, output = run_grid_job(cluster, tmp_path, "cpu", seeds, gpu=0, symbols=2097152)
-    check_every_trial_once(trials, 8)
+    # cpu: 2 fills a node, so each node runs one trial at a time. Six trials of several seconds
+    # each keep the head busy longer than the worker's trial actor takes to start; with tiny
+    # trials the head's reused actor (reuse_actors=True) could finish them all first.
+    trials, output = run_grid_job(
+        cluster, tmp_path, "cpu", "[0, 1, 2, 3, 4, 5]", gpu=0, cpu=2, symbols=4194304
+    )
+    check_every_trial_once(trials, 6)
     assert set(trials.node_id) <= set(nodes.values())
-    assert trials.node_id.nunique() >= 2, trials[["trial_id", "node_id"]]
+    assert trials.node_id.nunique() == 2, trials[["trial_id", "node_id"]]
     assert (trials.gpu_ids.fillna("") == "").all()
     print("cpu grid trials per node:", placement(trials, nodes))
