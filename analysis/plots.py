@@ -149,13 +149,25 @@ def best_per_value(trials: pd.DataFrame, axis: str | None) -> pd.DataFrame:
     return rows.assign(_value=rows[axis].astype(str))
 
 
+FACET_BY_SIZE = "train.symbols"  # overfitting depends first on how small the training set is
+
+
 def overfitting_curves(trials, epochs, axis: str | None, path: Path) -> Path | None:
-    """Train vs validation loss and BER per epoch, best trial per value of ``axis``."""
-    best = best_per_value(trials, axis)
-    curves = epochs.merge(best[["trial_id", "_value"]], on="trial_id")
+    """Train vs validation loss and BER per epoch for each value of ``axis``.
+
+    Lines are means over the trials of each value (seeds and other axes; band: 95 % CI), one
+    column per training-set size when that is an axis: picking the best trial per value would
+    show the trial that overfits least.
+    """
+    done = completed(trials)
+    label = done[axis].astype(str) if axis in done else pd.Series("all trials", done.index)
+    facet = FACET_BY_SIZE if done.get(FACET_BY_SIZE, pd.Series()).nunique() in (2, 3, 4) else None
+    keep = done[["trial_id", *([facet] if facet else [])]].assign(_value=label)
+    curves = epochs.merge(keep, on="trial_id")
     if curves.empty or curves["epoch"].nunique() < 2:
         return None
-    long = curves.melt(["_value", "epoch"], ["train_loss", "val_loss", "train_ber", "val_ber"])
+    ids = ["_value", "epoch", *([facet] if facet else [])]
+    long = curves.melt(ids, ["train_loss", "val_loss", "train_ber", "val_ber"])
     long["split"] = np.where(long["variable"].str.startswith("train"), "train", "validation")
     long["metric"] = np.where(long["variable"].str.endswith("loss"), "loss", "BER")
     sns.set_theme(style="whitegrid", context="notebook")
@@ -164,21 +176,24 @@ def overfitting_curves(trials, epochs, axis: str | None, path: Path) -> Path | N
         x="epoch",
         y="value",
         hue="_value",
+        hue_order=ordered(long["_value"]),
         style="split",
         row="metric",
+        col=facet,
         kind="line",
-        marker="o",
+        marker="o" if long["epoch"].nunique() <= 15 else None,
         height=2.8,
-        aspect=2.0,
-        facet_kws={"sharey": False},
+        aspect=1.6 if facet else 2.0,
+        facet_kws={"sharey": "row"},
     )
-    grid.set_titles("{row_name} per epoch")
-    grid.set_axis_labels("epoch", "")
-    for ax, label in zip(grid.axes.flat, ["loss (without penalty)", "BER"], strict=True):
-        ax.set_ylabel(label)
+    grid.set_titles(f"{{row_name}} per epoch{f', {facet} = {{col_name}}' if facet else ''}")
+    for ax in grid.axes.flat:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    for ax, text in zip(grid.axes[:, 0], ["loss (without penalty)", "BER"], strict=True):
+        ax.set_ylabel(text)
     grid.legend.texts[0].set_text(axis or "setting")  # hue title: the axis, not "_value"
-    grid.figure.suptitle("Overfitting: training vs validation (best trial per setting)", y=1.02)
+    title = "Overfitting: training vs validation (mean over seeds, band: 95 % CI)"
+    grid.figure.suptitle(title, y=1.02)
     return save(grid.figure, path)
 
 

@@ -27,7 +27,7 @@ from grid.spec import Spec, TrialSpec, resolved_yaml, spec_hash
 from trainables.records import atomic, epochs_frame, write_json, write_parquet
 from trainables.tune_adapter import trainable
 
-EXPERIMENT = "ray"  # Ray's experiment folder name under the storage path
+EXPERIMENT = "ray"  # Ray's experiment folder in DIR when Ray's storage is DIR itself
 AUTO_GPU_FRACTION = 0.25  # four trials share a GPU when the cluster has one
 # A disk that fills mid-run fails trials one by one; refuse a folder that is clearly too small.
 # Measured: a tiny trial leaves about 170 KiB (Ray's trial folder, two checkpoints, its records).
@@ -80,11 +80,15 @@ def run_grid(
     prepare_out(out, len(trials))
     (out / "spec.yaml").write_text(resolved_yaml(spec))
     storage_path = storage or str(out)
+    # Shared storage holds many runs: name each experiment for its run so none overwrites another.
+    experiment = (
+        f"{spec.name}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}" if storage else EXPERIMENT
+    )
     info = {
         "name": spec.name,
         "spec_hash": spec_hash(spec),
         "command": command,
-        "experiment_path": f"{storage_path.rstrip('/')}/{EXPERIMENT}",
+        "experiment_path": f"{storage_path.rstrip('/')}/{experiment}",
         "trials": len(trials),
         "axes": list(spec.axes),
         "started_at": now(),
@@ -103,7 +107,7 @@ def run_grid(
                 trial_dirname_creator=trial_name,
             ),
             run_config=tune.RunConfig(
-                name=EXPERIMENT,
+                name=experiment,
                 storage_path=storage_path,
                 failure_config=tune.FailureConfig(max_failures=spec.max_failures),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
