@@ -23,6 +23,7 @@ is counted only where a strict majority of replicates disagrees with the MAP dec
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -81,10 +82,13 @@ def decompose_zero_one(eta: np.ndarray, p: np.ndarray) -> dict[str, float]:
     }
 
 
+@functools.lru_cache(maxsize=64)  # a grid shares a handful of sets; computing one costs ~30 ms
 def exact_posterior(k: int, ebno_db: float, n: int) -> np.ndarray:
-    """Exact posterior on the shared evaluation set: float64 ``[n, k]``."""
+    """Exact posterior on the shared evaluation set: float64 ``[n, k]`` (read-only, cached)."""
     batch = shared_eval_set(k, float(ebno_db), n)
-    return posterior(batch.y, batch.no, k).to(torch.float64).numpy()
+    eta = posterior(batch.y, batch.no, k).to(torch.float64).numpy()
+    eta.setflags(write=False)  # shared by every caller through the cache
+    return eta
 
 
 def axis_columns(trials: pd.DataFrame) -> list[str]:

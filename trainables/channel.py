@@ -120,8 +120,10 @@ def transmit(
     ebno = sample_ebno_db(n, ebno_db, generator, device)  # [n]
     no = ebno_db_to_no(ebno, num_bits_per_symbol).to(torch.float32)  # [n]
     w = torch.randn(n, dtype=torch.complex64, generator=generator, device=device)  # [n]
-    y = points[index] + torch.sqrt(no) * w  # [n]
-    return Batch(bits=labels[index], symbol_index=index, y=y, no=no, ebno_db=ebno)
+    # index_select: the same values as points[index], several times faster than fancy indexing.
+    y = points.index_select(0, index) + torch.sqrt(no) * w  # [n]
+    bits = labels.index_select(0, index)  # [n, k]
+    return Batch(bits=bits, symbol_index=index, y=y, no=no, ebno_db=ebno)
 
 
 def features(y: torch.Tensor, no=None) -> torch.Tensor:

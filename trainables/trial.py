@@ -25,6 +25,7 @@ from trainables.metrics import evaluate_ber
 from trainables.schedulers import Schedule
 
 EVAL_CHUNK = 65536  # symbols per forward pass when no gradient is needed
+SHUFFLE_SYMBOLS = 1 << 20  # shuffled training symbols gathered at once: ~40 MB, not a set copy
 BIASVAR_SEED = 20_000_101  # one shared evaluation set for every trial, whatever its seed
 
 
@@ -62,6 +63,7 @@ class Trainer:
         self.schedule = Schedule(cfg.scheduler, self.optimizer, cfg.train.epochs, batches)
         self.stopper = reg.EarlyStopper(self.knobs.early_stopping)
         self.epoch, self.rows, self.stopped_early, self.train_seconds = 0, [], False, 0.0
+        self.started_at = datetime.now(timezone.utc).isoformat()  # kept across restarts
 
     def _build_model(self, init_gen: torch.Generator) -> Detector:
         cfg, k = self.cfg, self.cfg.modulation.num_bits_per_symbol
@@ -102,24 +104,30 @@ class Trainer:
         cfg, start = self.cfg, time.perf_counter()
         if cfg.train.fresh_each_epoch and self.epoch > 0:
             self.train_set = self._draw(cfg.train.symbols, self.train_gen)
-        x, data = self.inputs(self.train_set), self.train_set
-        n, size = x.shape[0], cfg.train.batch_size
+        n, size = self.train_set.y.shape[0], cfg.train.batch_size
         perm = torch.randperm(n, generator=self.shuffle_gen, device=self.device)
+        span = max(1, SHUFFLE_SYMBOLS // size) * size  # whole batches per gathered block
+        penalized = self.knobs.l1 > 0 or self.knobs.l2 > 0
         loss_sum = torch.zeros((), device=self.device)
         errors = torch.zeros((), dtype=torch.int64, device=self.device)
         lr_sum = 0.0
         self.model.train()
         for first in range(0, n, size):
-            idx = perm[first : first + size]
-            lr_sum += self.optimizer.param_groups[0]["lr"] * len(idx)
-            out = self.model(x[idx])
-            loss = self.loss_fn(out, data.bits[idx], data.symbol_index[idx])
+            if first % span == 0:
+                x, bits, symbol_index = self._shuffled(perm[first : first + span])
+                target = bits.bool()  # [span, k]
+            sl = slice(first % span, first % span + size)  # a contiguous view of the block
+            count = min(size, n - first)
+            lr_sum += self.optimizer.param_groups[0]["lr"] * count
+            out = self.model(x[sl])
+            loss = self.loss_fn(out, bits[sl], symbol_index[sl])
             self.optimizer.zero_grad(set_to_none=True)
-            (loss + reg.penalty(self.model, self.knobs)).backward()
+            # Adding a 0.0 penalty would still cost an autograd node per batch.
+            (loss + reg.penalty(self.model, self.knobs) if penalized else loss).backward()
             self.optimizer.step()
             self.schedule.after_batch()
-            loss_sum += loss.detach() * len(idx)
-            errors += self.hard_bits(out.detach()).ne(data.bits[idx].bool()).sum()
+            loss_sum += loss.detach() * count
+            errors += self.hard_bits(out.detach()).ne(target[sl]).sum()
         self.train_seconds += time.perf_counter() - start
         k = cfg.modulation.num_bits_per_symbol
         return {
@@ -127,6 +135,18 @@ class Trainer:
             "train_loss": float(loss_sum) / n,
             "train_ber": int(errors) / (n * k),
         }
+
+    def _shuffled(self, perm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Features [m, d], bits [m, k] and symbol indices [m] of the training symbols ``perm``.
+
+        Gathering a block of 1-D columns at once is several times faster than fancy-indexing
+        every batch (``aten::index`` was half of an epoch's time); the values are the same.
+        """
+        data = self.train_set
+        symbol_index = data.symbol_index.index_select(0, perm)  # [n]
+        bits = self.labels.index_select(0, symbol_index)  # [n, k]: Batch.bits is labels[index]
+        no = data.no.index_select(0, perm) if self.cfg.model.noise_input else None
+        return features(data.y.index_select(0, perm), no), bits, symbol_index
 
     @torch.no_grad()
     def validate(self) -> tuple[float, float]:
@@ -159,13 +179,23 @@ class Trainer:
     @torch.no_grad()
     def detect(self, batch: Batch) -> torch.Tensor:
         """Hard bit decisions [n, k] (bool) of the trained detector."""
-        self.model.eval()
-        return self.hard_bits(self.model(self.inputs(batch)))
+        return self._eval_logits(batch) > 0
 
     @torch.no_grad()
     def probabilities(self, batch: Batch) -> torch.Tensor:
+        return torch.sigmoid(self._eval_logits(batch))
+
+    @torch.no_grad()
+    def _eval_logits(self, batch: Batch) -> torch.Tensor:
+        """Bit logits [n, k] in EVAL_CHUNK slices: activations that stay in cache run ~3x faster
+        than one forward pass over a million-symbol evaluation chunk."""
         self.model.eval()
-        return torch.sigmoid(bit_logits(self.model(self.inputs(batch)), self.head, self.labels))
+        x = self.inputs(batch)
+        starts = range(0, max(x.shape[0], 1), EVAL_CHUNK)  # one empty slice when n = 0
+        parts = [
+            bit_logits(self.model(x[s : s + EVAL_CHUNK]), self.head, self.labels) for s in starts
+        ]
+        return torch.cat(parts)  # [n, k]
 
     def state_dict(self) -> dict:
         return {
@@ -173,6 +203,7 @@ class Trainer:
             "rows": self.rows,
             "stopped_early": self.stopped_early,
             "train_seconds": self.train_seconds,
+            "started_at": self.started_at,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict(),
@@ -183,6 +214,7 @@ class Trainer:
     def load_state_dict(self, state: dict) -> None:
         self.epoch, self.rows = state["epoch"], list(state["rows"])
         self.stopped_early, self.train_seconds = state["stopped_early"], state["train_seconds"]
+        self.started_at = state.get("started_at", self.started_at)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["schedule"])
@@ -226,7 +258,6 @@ def run_trial(
     device : where tensors live
     """
     cfg = parse_trial_config(config)
-    started = datetime.now(timezone.utc)
     trainer = Trainer(cfg, device)
     if state is not None:
         trainer.load_state_dict(state)
@@ -240,7 +271,7 @@ def run_trial(
             break
     if status == "completed":
         trainer.stopper.restore(trainer.model)
-    return finish(trainer, status, started)
+    return finish(trainer, status, datetime.fromisoformat(trainer.started_at))
 
 
 def finish(trainer: Trainer, status: str, started: datetime) -> TrialOutcome:

@@ -1,0 +1,60 @@
+"""Every benchmark's --smoke mode runs, exits 0 and writes JSON with positive figures."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def smoke(name: str, tmp_path: Path) -> dict:
+    out = tmp_path / f"{name}.json"
+    cmd = [sys.executable, str(BENCHMARKS / f"{name}.py"), "--smoke", "--json", str(out)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    data = json.loads(out.read_text())
+    assert data["benchmark"] == name and data["machine"]["cpus"] > 0
+    return data
+
+
+def positive(record: dict, keys: list[str]) -> None:
+    for key in keys:
+        assert record[key] > 0, (key, record)
+
+
+def test_throughput(tmp_path):
+    rows = smoke("throughput", tmp_path)["rows"]
+    assert {r["loop"] for r in rows} >= {"notebook loop", "trial baseline", "trial mlp64x64"}
+    for row in rows:
+        positive(row, ["threads", "batch_symbols", "msym_per_s", "x_reference"])
+
+
+def test_evaluation(tmp_path):
+    data = smoke("evaluation", tmp_path)
+    assert [r["num_bits_per_symbol"] for r in data["speed"]] == [4, 6]
+    for row in data["speed"]:
+        positive(row, ["bits", "mbit_per_s", "channel_map_only_mbit_per_s"])
+    for row in data["budget"]:
+        positive(row, ["bits", "errors", "seconds"])
+
+
+@pytest.mark.parametrize("name", ["grid_efficiency", "memory"])
+def test_grid_benchmarks(tmp_path, name):
+    data = smoke(name, tmp_path)
+    if name == "grid_efficiency":
+        assert data["trials"] == data["trials_with_results"] == 2
+        positive(data, ["wall_s", "sum_trial_wall_s", "efficiency", "overhead_per_trial_s"])
+        positive(data, ["slots", "peak_tree_rss_mib"])
+    else:
+        positive(data["trials"][0], ["after_imports_mib", "peak_rss_mib"])
+        positive(data["grid"], ["wall_s", "peak_tree_rss_mib", "peak_worker_rss_mib"])
+
+
+def test_gpu(tmp_path):
+    data = smoke("gpu", tmp_path)
+    if data["gpu_available"]:
+        for row in data["rows"]:
+            positive(row, ["alone_msym_per_s", "shared_aggregate_msym_per_s", "aggregate_speedup"])
