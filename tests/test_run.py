@@ -15,7 +15,8 @@ TINY = """
 name: {name}
 description: a tiny grid for the tests
 base:
-  train: {{ebno_db: [0, 10], symbols: 8192, val_symbols: 4096, batch_size: 1024, epochs: {epochs}}}
+  train: {{ebno_db: [0, 10], symbols: {symbols}, val_symbols: 4096, batch_size: 1024,
+          epochs: {epochs}}}
   model: {{hidden: [16]}}
   eval: {{ebno_db: [2, 8], min_errors: 50, max_bits: 1.0e+5, biasvar_symbols: 256}}
 axes:
@@ -26,9 +27,10 @@ max_failures: 1
 """
 
 
-def write_spec(tmp_path, name="tiny", epochs=3, seeds="[0, 1]", cpu=1, gpu=0) -> Path:
+def write_spec(tmp_path, name="tiny", epochs=3, seeds="[0, 1]", cpu=1, gpu=0, symbols=8192) -> Path:
     path = tmp_path / f"{name}.yaml"
-    path.write_text(TINY.format(name=name, epochs=epochs, seeds=seeds, cpu=cpu, gpu=gpu))
+    text = TINY.format(name=name, epochs=epochs, seeds=seeds, cpu=cpu, gpu=gpu, symbols=symbols)
+    path.write_text(text)
     return path
 
 
@@ -65,7 +67,8 @@ def test_a_grid_runs_on_embedded_ray_and_writes_every_table(tmp_path):
 
 def test_four_quarter_gpu_trials_share_one_logical_gpu_concurrently(tmp_path):
     out = tmp_path / "out"
-    spec = write_spec(tmp_path, name="gpu", epochs=6, seeds="[0, 1]", cpu=0.5, gpu=0.25)
+    # Trials of a few seconds each: longer than the stagger of their four actors' start-up.
+    spec = write_spec(tmp_path, "gpu", epochs=6, seeds="[0, 1]", cpu=0.5, gpu=0.25, symbols=262144)
     result = symgrid("run", spec, "--out", out, "--num-cpus", "2", "--num-gpus", "1", "--no-report")
     assert result.returncode == 0, result.stderr
     trials = trials_of(out)
