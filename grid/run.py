@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 import sys
 import time
@@ -269,6 +270,10 @@ class ray_session:
         self.verbose, self.owned = verbose, False
 
     def __enter__(self):
+        if not self.verbose:
+            # Tune's new console output prints a config box and a TensorBoard hint even at
+            # verbose=0; its legacy reporter (Ray's documented switch) prints nothing.
+            os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
         if not ray.is_initialized():
             quiet = {} if self.verbose else {"logging_level": "ERROR", "log_to_driver": False}
             ray.init(**quiet, **self.kwargs)
