@@ -69,8 +69,9 @@ def trials_frame(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def read_parquets(out: Path, name: str, columns: list[str]) -> pd.DataFrame:
-    frames = [pd.read_parquet(p) for p in sorted((Path(out) / "trials").glob(f"*/{name}"))]
+def read_parquets(out: Path, name: str, columns: list[str], read=pd.read_parquet) -> pd.DataFrame:
+    """One table from every trial folder's ``name`` file (``read`` may name a bad file)."""
+    frames = [read(p) for p in sorted((Path(out) / "trials").glob(f"*/{name}"))]
     frames = [f for f in frames if len(f)]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 

@@ -67,13 +67,6 @@ def one_line(err: BaseException) -> str:
     return lines[0][:300] if lines else type(err).__name__
 
 
-def read_folders(path: Path, name: str, columns: list[str]) -> pd.DataFrame:
-    """One table from the trial folders, each file read with :func:`read_table`."""
-    frames = [read_table(p) for p in sorted((path / "trials").glob(f"*/{name}"))]
-    frames = [f for f in frames if len(f)]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
-
-
 def load_run(path: Path) -> Run:
     """Read a run folder; prefer its tables, re-collect from trial folders when they are stale."""
     path = Path(path)
@@ -86,8 +79,8 @@ def load_run(path: Path) -> Run:
     stale = len(records) != len(trials) or not all(t.exists() for t in tables)
     if records and stale:  # an interrupted run, tables not built yet, or one of them lost
         trials = collect.trials_frame(records)
-        epochs = read_folders(path, "epochs.parquet", EPOCH_COLUMNS)
-        ber = read_folders(path, "ber.parquet", BER_COLUMNS)
+        epochs = collect.read_parquets(path, "epochs.parquet", EPOCH_COLUMNS, read_table)
+        ber = collect.read_parquets(path, "ber.parquet", BER_COLUMNS, read_table)
         table = biasvar.bias_variance_table(
             trials, biasvar.read_predictions(path, trials["trial_id"])
         )
