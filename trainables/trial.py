@@ -54,7 +54,9 @@ class Trainer:
             gen("dropout"),
         )
         self.model = self._build_model(gen("init")).to(self.device)
-        self.train_set = self._draw(cfg.train.symbols, self.train_gen)
+        # A finite training set is drawn once and fixed by the seed; fresh symbols come per block.
+        fresh = cfg.train.fresh_each_epoch
+        self.train_set = None if fresh else self._draw(cfg.train.symbols, self.train_gen)
         self.val_set = self._draw(cfg.train.val_symbols, gen("val"))
         self.loss_fn = make_loss(cfg.loss, k, self.knobs.label_smoothing)
         groups = reg.param_groups(self.model, self.knobs.weight_decay)
@@ -102,10 +104,9 @@ class Trainer:
     def train_epoch(self) -> dict:
         """One pass over the training set; returns the epoch's row (losses without penalties)."""
         cfg, start = self.cfg, time.perf_counter()
-        if cfg.train.fresh_each_epoch and self.epoch > 0:
-            self.train_set = self._draw(cfg.train.symbols, self.train_gen)
-        n, size = self.train_set.y.shape[0], cfg.train.batch_size
-        perm = torch.randperm(n, generator=self.shuffle_gen, device=self.device)
+        n, size, fresh = cfg.train.symbols, cfg.train.batch_size, cfg.train.fresh_each_epoch
+        # Fresh symbols are already in random order: draw them block by block, store no epoch.
+        perm = None if fresh else torch.randperm(n, generator=self.shuffle_gen, device=self.device)
         span = max(1, SHUFFLE_SYMBOLS // size) * size  # whole batches per gathered block
         penalized = self.knobs.l1 > 0 or self.knobs.l2 > 0
         loss_sum = torch.zeros((), device=self.device)
@@ -114,7 +115,12 @@ class Trainer:
         self.model.train()
         for first in range(0, n, size):
             if first % span == 0:
-                x, bits, symbol_index = self._shuffled(perm[first : first + span])
+                block = (
+                    self._fresh(min(span, n - first))
+                    if fresh
+                    else self._shuffled(perm[first : first + span])
+                )
+                x, bits, symbol_index = block
                 target = bits.bool()  # [span, k]
             sl = slice(first % span, first % span + size)  # a contiguous view of the block
             count = min(size, n - first)
@@ -135,6 +141,11 @@ class Trainer:
             "train_loss": float(loss_sum) / n,
             "train_ber": int(errors) / (n * k),
         }
+
+    def _fresh(self, m: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Features [m, d], bits [m, k] and symbol indices [m] of m new training symbols."""
+        batch = self._draw(m, self.train_gen)
+        return self.inputs(batch), batch.bits, batch.symbol_index
 
     def _shuffled(self, perm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Features [m, d], bits [m, k] and symbol indices [m] of the training symbols ``perm``.
@@ -221,8 +232,6 @@ class Trainer:
         self.stopper.load_state_dict(state["stopper"])
         for name, gen in self.generators().items():
             gen.set_state(state["generators"][name])
-        if self.cfg.train.fresh_each_epoch and self.epoch > 0:
-            self.train_set = None  # redrawn by the next epoch from the restored generator
 
     def generators(self) -> dict[str, torch.Generator]:
         return {"train": self.train_gen, "shuffle": self.shuffle_gen, "dropout": self.dropout_gen}
