@@ -116,8 +116,8 @@ class Spec:
 
     @property
     def trial_count(self) -> int:
-        """Trials after exclusions."""
-        return sum(1 for _ in _kept(self, _options(self.axes)))
+        """Trials after exclusions (expanded and checked once, when the spec was parsed)."""
+        return len(_trials(self))
 
 
 @dataclass(frozen=True)

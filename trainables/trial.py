@@ -58,6 +58,7 @@ class Trainer:
         fresh = cfg.train.fresh_each_epoch
         self.train_set = None if fresh else self._draw(cfg.train.symbols, self.train_gen)
         self.val_set = self._draw(cfg.train.val_symbols, gen("val"))
+        self.val_x = self.inputs(self.val_set)  # the set is fixed: its features once, not per epoch
         self.loss_fn = make_loss(cfg.loss, k, self.knobs.label_smoothing)
         groups = reg.param_groups(self.model, self.knobs.weight_decay)
         self.optimizer = build_optimizer(cfg, groups)
@@ -163,7 +164,7 @@ class Trainer:
     def validate(self) -> tuple[float, float]:
         """Mean loss and BER over the whole validation set (not its last batch)."""
         self.model.eval()
-        x, data, n = self.inputs(self.val_set), self.val_set, self.val_set.y.shape[0]
+        x, data, n = self.val_x, self.val_set, self.val_set.y.shape[0]
         loss_sum, errors = 0.0, 0
         for first in range(0, n, EVAL_CHUNK):
             sl = slice(first, first + EVAL_CHUNK)
