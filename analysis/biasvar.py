@@ -1,15 +1,27 @@
 """Bias-variance decompositions of the trained detectors against the exact posterior.
 
 Every trial predicts bit probabilities ``p_hat = P(b_j = 1 | y)`` on one shared evaluation set
-(``trainables.trial.shared_eval_set``), so replicates that differ only in their seed (and hence in
-their finite training set) can be compared sample by sample with the exact posterior
-``eta = trainables.reference.posterior(y, no, k)``. Two decompositions per group and Eb/N0:
+(``trainables.shared_set``) and stores them with the samples and their exact posterior
+``eta = trainables.reference.posterior(y, no, k)``, so replicates that differ only in their seed
+(and hence in their finite training set) are compared sample by sample with eta as recorded;
+nothing is redrawn here. Two decompositions per group and Eb/N0:
 
-Squared error on bit probabilities, with the expectation over ``b | y`` taken analytically::
+Squared error on bit probabilities, with the expectation over ``b | y`` taken analytically, over
+``R`` replicates with mean prediction ``p_bar``::
 
-    expected_loss = mean[eta (1 - p_hat)^2 + (1 - eta) p_hat^2]
-                  = noise (mean eta (1 - eta)) + bias2 (mean (eta - p_bar)^2)
-                    + variance (mean Var_r p_hat, ddof 0)
+    expected_loss = mean[eta (1 - p_hat)^2 + (1 - eta) p_hat^2]      (mean over replicates too)
+                  = noise + bias2 + variance
+    noise    = mean eta (1 - eta)
+    variance = mean s^2,   s^2 = Var_r p_hat with ddof 1 (unbiased for the variance over D)
+    bias2    = mean[(eta - p_bar)^2 - s^2 / R]
+
+The plug-in terms are biased: ``E[(eta - p_bar)^2] = bias^2 + sigma^2 / R`` and the ddof-0
+variance has ``E = (R - 1) / R sigma^2``; only their sum is unbiased. The estimators above are
+unbiased term by term and still add up to ``expected_loss`` exactly. With ``R = 2`` they are
+unbiased but noisy (``s^2 = (p_1 - p_2)^2 / 2`` has one degree of freedom per sample), and
+``bias2`` can come out negative where the true bias is small next to ``sigma^2 / R``; it is
+reported as estimated, not clipped (clipping would bias it). ``R = 1`` has no variance
+estimate: such groups are left out (:data:`MIN_REPLICATES`).
 
 0-1 loss after Domingos (2000), against the MAP decision ``y* = 1[eta > 0.5]`` and the main
 prediction ``y_m`` = majority vote of the replicates' hard decisions ``1[p_hat > 0.5]``::
@@ -18,22 +30,20 @@ prediction ``y_m`` = majority vote of the replicates' hard decisions ``1[p_hat >
     V = P_D(y != y_m),  c1 = 2 P_D(y = y*) - 1,  c2 = +1 if y_m == y* else -1
 
 A tied vote (even number of replicates, half of them deciding 1) is broken towards ``y*``: bias
-is counted only where a strict majority of replicates disagrees with the MAP decision.
+is counted only where a strict majority of replicates disagrees with the MAP decision. These 0-1
+terms are plug-in estimates for the ``R`` replicates at hand (no finite-R correction).
 """
 
 from __future__ import annotations
 
-import functools
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from analysis import collect
-from trainables.reference import posterior
-from trainables.trial import shared_eval_set
 
 SQUARED = ["expected_loss", "noise", "bias2", "variance"]
 ZERO_ONE = ["loss01", "noise01", "bias01", "var01", "net_var01"]
@@ -46,16 +56,25 @@ def decompose_squared(eta: np.ndarray, p: np.ndarray) -> dict[str, float]:
     Input
     -----
     eta : [n, k], float, exact P(b_j = 1 | y)
-    p : [replicates, n, k], float, each replicate's predicted P(b_j = 1 | y)
+    p : [replicates, n, k], float, each replicate's predicted P(b_j = 1 | y); R >= 2 replicates
+
+    Output
+    ------
+    ``expected_loss``, ``noise``, ``bias2``, ``variance`` (module docstring): unbiased
+    estimators, ``expected_loss = noise + bias2 + variance``.
     """
     eta, p = np.asarray(eta, np.float64), np.asarray(p, np.float64)
+    replicates = p.shape[0]
+    if replicates < MIN_REPLICATES:
+        raise ValueError(f"p: got {replicates} replicate(s); the variance needs at least 2")
     p_bar = p.mean(axis=0)  # [n, k]
+    s2 = p.var(axis=0, ddof=1)  # [n, k], unbiased variance over training sets
     loss = eta * (1 - p) ** 2 + (1 - eta) * p**2  # [replicates, n, k]: E_b|y (b - p)^2
     return {
         "expected_loss": float(loss.mean()),
         "noise": float((eta * (1 - eta)).mean()),
-        "bias2": float(((eta - p_bar) ** 2).mean()),
-        "variance": float(p.var(axis=0).mean()),
+        "bias2": float(((eta - p_bar) ** 2 - s2 / replicates).mean()),
+        "variance": float(s2.mean()),
     }
 
 
@@ -80,15 +99,6 @@ def decompose_zero_one(eta: np.ndarray, p: np.ndarray) -> dict[str, float]:
         "net_var01": float((c2 * var).mean()),
         "identity01": float((c1 * noise + bias + c2 * var).mean()),
     }
-
-
-@functools.lru_cache(maxsize=64)  # a grid shares a handful of sets; computing one costs ~30 ms
-def exact_posterior(k: int, ebno_db: float, n: int) -> np.ndarray:
-    """Exact posterior on the shared evaluation set: float64 ``[n, k]`` (read-only, cached)."""
-    batch = shared_eval_set(k, float(ebno_db), n)
-    eta = posterior(batch.y, batch.no, k).to(torch.float64).numpy()
-    eta.setflags(write=False)  # shared by every caller through the cache
-    return eta
 
 
 def axis_columns(trials: pd.DataFrame) -> list[str]:
@@ -119,22 +129,43 @@ def read_predictions(out: Path, trial_ids) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+def point_arrays(point: pd.DataFrame, k: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """eta [n, k] and p [replicates, n, k] of one group at one Eb/N0, from the stored columns.
+
+    None (with a warning) unless every replicate recorded the same samples, N0 and posterior:
+    replicates are compared sample by sample, and eta must belong to the samples predicted on.
+    """
+    point = point.sort_values(["trial_id", "symbol"])
+    counts = point.groupby("trial_id").size()
+    if len(counts) < MIN_REPLICATES or counts.nunique() != 1:
+        return None  # a replicate is missing this point
+    n, replicates = int(counts.iloc[0]), len(counts)
+    eta_cols, p_cols = [f"eta{j}" for j in range(k)], [f"p{j}" for j in range(k)]
+    if not set(eta_cols + ["y_re", "y_im", "no"]) <= set(point):
+        warnings.warn("predictions lack samples and posterior (older run); skipped", stacklevel=2)
+        return None
+    shared = point[["y_re", "y_im", "no", *eta_cols]].to_numpy(np.float64)
+    shared = shared.reshape(replicates, n, -1)  # [replicates, n, 3 + k]
+    if not (shared == shared[:1]).all():
+        ebno = point["ebno_db"].iloc[0]
+        warnings.warn(f"ebno_db {ebno}: replicates saw different samples; skipped", stacklevel=2)
+        return None
+    p = point[p_cols].to_numpy(np.float64).reshape(replicates, n, k)
+    return shared[0, :, 3:], p
+
+
 def group_rows(members: pd.DataFrame, predictions: pd.DataFrame, keys: list[str]) -> list[dict]:
     """One row per Eb/N0 point that every replicate of the group predicted."""
     first, rows = members.iloc[0], []
     k = int(first["num_bits_per_symbol"])
     mine = predictions[predictions["trial_id"].isin(members["trial_id"])]
-    columns = [f"p{j}" for j in range(k)]
     for ebno_db, point in mine.groupby("ebno_db"):
-        point = point.sort_values(["trial_id", "symbol"])
-        counts = point.groupby("trial_id").size()
-        if len(counts) < MIN_REPLICATES or counts.nunique() != 1:
-            continue  # a replicate is missing this point or predicted a different set
-        n = int(counts.iloc[0])
-        p = point[columns].to_numpy(np.float64).reshape(len(counts), n, k)  # [replicates, n, k]
-        eta = exact_posterior(k, ebno_db, n)  # [n, k]
+        arrays = point_arrays(point, k)
+        if arrays is None:
+            continue
+        eta, p = arrays  # [n, k], [replicates, n, k]
         row = {key: first[key] for key in keys}
-        row.update(ebno_db=float(ebno_db), replicates=len(counts), symbols=n)
+        row.update(ebno_db=float(ebno_db), replicates=p.shape[0], symbols=p.shape[1])
         row.update(decompose_squared(eta, p))
         row.update(decompose_zero_one(eta, p))
         rows.append(row)

@@ -26,6 +26,7 @@ SUMMARY_COLUMNS = [
     "val_loss_best",
     "val_ber_best",
     "ber_ratio_map",
+    "points_no_map_errors",  # test points where MAP made no errors (see metrics.ratio_to_map)
     "started_at",
     "finished_at",
     "wall_s",

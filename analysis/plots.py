@@ -155,9 +155,10 @@ FACET_BY_SIZE = "train.symbols"  # overfitting depends first on how small the tr
 def overfitting_curves(trials, epochs, axis: str | None, path: Path) -> Path | None:
     """Train vs validation loss and BER per epoch for each value of ``axis``.
 
-    Lines are means over the trials of each value (seeds and other axes; band: 95 % CI), one
-    column per training-set size when that is an axis: picking the best trial per value would
-    show the trial that overfits least.
+    The validation loss is ``val_loss_plain`` (without label smoothing), the one quantity every
+    setting shares; the training loss is each trial's objective. Lines are means over the trials
+    of each value (seeds and other axes; band: 95 % CI), one column per training-set size when
+    that is an axis: picking the best trial per value would show the trial that overfits least.
     """
     done = completed(trials)
     label = done[axis].astype(str) if axis in done else pd.Series("all trials", done.index)
@@ -167,7 +168,8 @@ def overfitting_curves(trials, epochs, axis: str | None, path: Path) -> Path | N
     if curves.empty or curves["epoch"].nunique() < 2:
         return None
     ids = ["_value", "epoch", *([facet] if facet else [])]
-    long = curves.melt(ids, ["train_loss", "val_loss", "train_ber", "val_ber"])
+    val_loss = "val_loss_plain" if "val_loss_plain" in curves else "val_loss"  # older runs
+    long = curves.melt(ids, ["train_loss", val_loss, "train_ber", "val_ber"])
     long["split"] = np.where(long["variable"].str.startswith("train"), "train", "validation")
     long["metric"] = np.where(long["variable"].str.endswith("loss"), "loss", "BER")
     sns.set_theme(style="whitegrid", context="notebook")

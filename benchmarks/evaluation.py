@@ -16,7 +16,6 @@ import time
 import torch
 from common import machine, median, parser, table, write
 
-from trainables.channel import seeded_generator
 from trainables.config import parse_trial_config
 from trainables.metrics import evaluate_ber
 from trainables.trial import Trainer
@@ -34,9 +33,8 @@ def trained_detector(k: int, symbols: int, epochs: int) -> Trainer:
 
 
 def bits_per_s(detect, k: int, ebno_db: float, max_bits: int) -> float:
-    gen = seeded_generator(1, "bench")
     start = time.perf_counter()
-    rows = evaluate_ber(detect, k, [ebno_db], NEVER, max_bits, gen)
+    rows = evaluate_ber(detect, k, [ebno_db], NEVER, max_bits, seed=1)
     return rows[0]["bits"] / (time.perf_counter() - start)
 
 
@@ -67,9 +65,8 @@ def budget_rows(trainer: Trainer, points, min_errors: int, max_bits: int) -> lis
     """Bits and seconds each Eb/N0 point needs to reach ``min_errors`` (16-QAM)."""
     rows = []
     for ebno_db in points:
-        gen = seeded_generator(2, "bench")
         start = time.perf_counter()
-        (r,) = evaluate_ber(trainer.detect, 4, [ebno_db], min_errors, max_bits, gen)
+        (r,) = evaluate_ber(trainer.detect, 4, [ebno_db], min_errors, max_bits, seed=2)
         rows.append(
             {
                 "ebno_db": ebno_db,

@@ -1,10 +1,11 @@
 """GPU sharing: one trial alone on a GPU vs four trials sharing it (gpu: 0.25 each).
 
 Each trial is a worker process running ``Trainer.train_epoch`` on the GPU with fresh symbols every
-epoch (data drawn on the GPU too), one CPU thread as a Ray trial with ``cpu: 1`` gets. The four
-workers warm up, wait for a common start signal, then train; the aggregate rate is all their
-symbols over the span from the first start to the last finish. Small per-symbol networks leave a
-GPU mostly idle between kernel launches, which is what sharing recovers.
+epoch (drawn on the CPU, as every random stream is, and moved to the GPU), one CPU thread as a Ray
+trial with ``cpu: 1`` gets. The four workers warm up, wait for a common start signal, then train;
+the aggregate rate is all their symbols over the span from the first start to the last finish.
+Small per-symbol networks leave a GPU mostly idle between kernel launches, which is what sharing
+recovers.
 
     python benchmarks/gpu.py                 # needs CUDA; ~1-2 minutes
     python benchmarks/gpu.py --smoke         # without CUDA: prints "no GPU" and exits 0

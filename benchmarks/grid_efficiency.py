@@ -15,7 +15,6 @@ overhead. The process tree's RSS is sampled during the run (``memory.py`` reuses
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import tempfile
@@ -139,27 +138,17 @@ def main() -> None:
     p.add_argument("--num-cpus", type=int, default=2, help="CPUs of the embedded Ray")
     p.add_argument("--env", action="append", default=[], help="KEY=VALUE set before Ray starts")
     p.add_argument("--out", type=Path, help="keep the run folder here (default: a temp dir)")
-    p.add_argument(
-        "--cache-posterior",
-        action="store_true",
-        help="measure a proposed change: memoize analysis.biasvar.exact_posterior (the same "
-        "shared evaluation set is otherwise recomputed for every replicate group)",
-    )
     args = p.parse_args()
     info = machine()
     env = dict(item.split("=", 1) for item in args.env)
     os.environ.update(env)
-    if args.cache_posterior:  # the driver builds the tables in this process
-        from analysis import biasvar
-
-        biasvar.exact_posterior = functools.lru_cache(maxsize=64)(biasvar.exact_posterior)
     with tempfile.TemporaryDirectory() as tmp:
         spec = args.spec
         if args.smoke:
             spec = str(Path(tmp) / "smoke.yaml")
             Path(spec).write_text(SMOKE_SPEC)
         out = args.out or Path(tmp) / "out"
-        env_text = " ".join(args.env + ["cache_posterior"] * args.cache_posterior) or "-"
+        env_text = " ".join(args.env) or "-"
         row = {"env": env_text, **run_timed(spec, out, args.num_cpus)}
     shown = [k for k in row if k not in ("exit_code", "run_grid_s", "efficiency_run_grid")]
     lines = [{"metric": k, "value": row[k]} for k in shown]

@@ -98,6 +98,9 @@ def run_grid(
     write_json(info, out / "run.json")
     with ray_session(address, num_cpus, num_gpus, verbose):
         resources = trial_resources(spec)
+        # Resolved once (gpu: auto): a resume reuses them instead of re-resolving on whatever
+        # cluster is up then, which could silently move GPU trials to CPUs.
+        write_json({**info, "resources": resources}, out / "run.json")
         tuner = tune.Tuner(
             tune.with_resources(trainable, resources),
             param_space={"trial": tune.grid_search([dataclasses.asdict(t) for t in trials])},
@@ -135,7 +138,8 @@ def resume_grid(out: Path, spec: Spec, *, verbose: bool = False) -> int:
         tuner = tune.Tuner.restore(
             path,
             trainable=tune.with_resources(
-                tune.with_parameters(trainable, done=done), trial_resources(spec)
+                tune.with_parameters(trainable, done=done),
+                info.get("resources") or trial_resources(spec),
             ),
             resume_unfinished=True,
             restart_errored=True,

@@ -79,3 +79,29 @@ def test_features():
     assert x.shape == (2, 3) and x.dtype == torch.float32
     torch.testing.assert_close(x[:, 2], torch.tensor([-1.0, 1.0]))
     np.testing.assert_allclose(features(y, 0.01)[:, 2].numpy(), [-2.0, -2.0])
+
+
+def test_streams_are_cpu_generators_and_keys_name_sub_streams():
+    assert seeded_generator(3, "test", 7).device.type == "cpu"
+    draws = {
+        keys: torch.rand(8, generator=seeded_generator(3, "test", *keys))
+        for keys in [(), (7,), (8,), (7, 0), (2**64 - 1,)]
+    }
+    values = list(draws.values())
+    assert all(not torch.equal(a, b) for i, a in enumerate(values) for b in values[i + 1 :])
+    again = torch.rand(8, generator=seeded_generator(3, "test", 2**64 - 1))
+    assert torch.equal(again, draws[(2**64 - 1,)])
+
+
+def test_samples_are_drawn_on_the_cpu_whatever_the_device():
+    """The batch is computed on the CPU and only moved: on "meta" (a stand-in for CUDA here) the
+    generator advances exactly as on the CPU, and on CUDA, when present, the values match."""
+    cpu_gen, meta_gen = seeded_generator(1, "x"), seeded_generator(1, "x")
+    on_cpu = transmit(1000, 4, (0.0, 10.0), cpu_gen, "cpu")
+    on_meta = transmit(1000, 4, (0.0, 10.0), meta_gen, "meta")
+    assert {t.device.type for t in on_meta} == {"meta"} and on_meta.y.shape == on_cpu.y.shape
+    assert torch.equal(cpu_gen.get_state(), meta_gen.get_state())
+    if torch.cuda.is_available():
+        on_cuda = transmit(1000, 4, (0.0, 10.0), seeded_generator(1, "x"), "cuda")
+        for a, b in zip(on_cpu, on_cuda, strict=True):
+            assert torch.equal(a, b.cpu())

@@ -57,7 +57,7 @@ def test_label_smoothing(data):
     eps = 0.1
     named = Named("bce_logits", parse_named("bce_logits", LOSSES, "loss").params)
     p = torch.sigmoid(logits)
-    t = bits * (1 - eps) + (1 - bits) * eps
+    t = bits * (1 - eps / 2) + (1 - bits) * eps / 2  # (1 - eps) one_hot + eps uniform(2)
     expected = -(t * p.log() + (1 - t) * (1 - p).log()).mean()
     torch.testing.assert_close(make_loss(named, K, eps)(logits, bits, sym), expected)
     log_p = torch.log_softmax(sym_logits, dim=-1)
@@ -66,3 +66,16 @@ def test_label_smoothing(data):
     ce = -(target * log_p).sum(-1).mean()
     smoothed = make_loss(Named("cross_entropy"), K, eps)(sym_logits, bits, sym)
     torch.testing.assert_close(smoothed, ce)
+
+
+@pytest.mark.parametrize("name", ["bce", "bce_logits"])
+def test_bit_head_smoothing_is_torchs_label_smoothing_on_two_classes(data, name):
+    """One bit is a two-class problem: the bit head with epsilon equals CrossEntropyLoss with
+    label_smoothing=epsilon on the logits [0, z] (so epsilon means the same on both heads)."""
+    logits, bits, sym, _ = data
+    eps = 0.2
+    bit_loss = make_loss(parse_named(name, LOSSES, "loss"), 1, eps)
+    z, b = logits[:, :1], bits[:, :1]  # [n, 1]
+    two_class = torch.cat([torch.zeros_like(z), z], dim=1)  # [n, 2]: P(b = 1) = sigmoid(z)
+    expected = torch.nn.CrossEntropyLoss(label_smoothing=eps)(two_class, b[:, 0].long())
+    torch.testing.assert_close(bit_loss(z, b, sym), expected)

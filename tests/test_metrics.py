@@ -5,12 +5,19 @@ import pytest
 import torch
 from scipy.stats import binomtest
 
-from trainables.metrics import clopper_pearson, evaluate_ber, mcnemar_pvalue
+from trainables.channel import point_key, seeded_generator, transmit
+from trainables.metrics import (
+    clopper_pearson,
+    evaluate_ber,
+    mcnemar_pvalue,
+    ratio_to_map,
+    trial_ratio_to_map,
+)
 from trainables.reference import map_bits
 
 KEYS = {
     "ebno_db", "bits", "errors", "ber", "ci_low", "ci_high", "errors_map", "ber_map",
-    "n01", "n10", "mcnemar_p", "ber_theory_nearest", "ber_theory_map",
+    "ber_ratio_map", "n01", "n10", "mcnemar_p", "ber_theory_nearest", "ber_theory_map",
 }  # fmt: skip
 
 
@@ -40,7 +47,7 @@ def _map_detector(k):
 
 
 def test_evaluate_ber_map_detector_is_concordant():
-    rows = evaluate_ber(_map_detector(4), 4, [-2.0, 6.0], 200, 200_000, torch.Generator())
+    rows = evaluate_ber(_map_detector(4), 4, [-2.0, 6.0], 200, 200_000, seed=0)
     assert len(rows) == 2
     for row in rows:
         assert set(row) == KEYS
@@ -56,20 +63,68 @@ def test_evaluate_ber_always_wrong_on_bit_zero():
         bits[:, 0] = ~batch.bits[:, 0].bool()  # [n]
         return bits
 
-    (row,) = evaluate_ber(detect, 4, [10.0], 1000, 100_000, torch.Generator().manual_seed(1))
+    (row,) = evaluate_ber(detect, 4, [10.0], 1000, 100_000, seed=1)
     assert row["errors"] >= row["bits"] / 4
     assert row["n01"] > 0 and row["mcnemar_p"] < 1e-12
 
 
 def test_stopping_rule():
-    gen = torch.Generator().manual_seed(2)
+    seed = 2
     # Low SNR: min_errors is reached within the first chunk.
-    (row,) = evaluate_ber(_map_detector(4), 4, [-5.0], 100, 10**6, gen, chunk_symbols=1000)
+    (row,) = evaluate_ber(_map_detector(4), 4, [-5.0], 100, 10**6, seed, chunk_symbols=1000)
     assert row["errors"] >= 100 and row["bits"] == 4000
     # High SNR, no errors: the bit budget is used exactly, trimmed to whole symbols.
-    (row,) = evaluate_ber(_map_detector(4), 4, [30.0], 10, 50_003, gen, chunk_symbols=1000)
+    (row,) = evaluate_ber(_map_detector(4), 4, [30.0], 10, 50_003, seed, chunk_symbols=1000)
     assert row["bits"] == 50_000 and row["errors"] == 0 and row["ci_low"] == 0.0
     # Chunks double (1000, 2000, 4000 symbols): stops after the chunk that reaches min_errors.
-    (row,) = evaluate_ber(_map_detector(2), 2, [4.0], 300, 10**6, gen, chunk_symbols=1000)
+    (row,) = evaluate_ber(_map_detector(2), 2, [4.0], 300, 10**6, seed, chunk_symbols=1000)
     assert row["errors"] >= 300 and row["bits"] <= 10**6
     assert row["bits"] in {2 * s for s in (1000, 3000, 7000, 15000, 31000, 63000, 127000)}
+
+
+def _map_wrong_near_the_axis(batch):
+    bits = map_bits(batch.y, batch.no, 4)
+    bits[:, 0] ^= batch.y.real.abs() < 0.05  # a detector slightly worse than MAP
+    return bits
+
+
+def test_each_point_has_its_own_stream_whatever_came_before():
+    """Common random numbers: the same seed gives the same samples at a point, whichever
+    detector is tested and whichever points it was tested at before."""
+    never = 10**9  # min_errors never reached: every point runs to max_bits
+    runs = [
+        (_map_detector(4), [-4.0, 6.0]),  # many errors at -4 dB before 6 dB
+        (_map_wrong_near_the_axis, [6.0]),
+        (lambda b: torch.zeros_like(b.bits, dtype=torch.bool), [12.0, 6.0, 0.0]),
+    ]
+    at_6 = []
+    for detect, points in runs:
+        rows = {r["ebno_db"]: r for r in evaluate_ber(detect, 4, points, never, 300_000, seed=5)}
+        at_6.append(rows[6.0])
+    assert {r["bits"] for r in at_6} == {300_000}
+    assert len({r["errors_map"] for r in at_6}) == 1 and at_6[0]["errors_map"] > 1000
+    assert len({r["errors"] for r in at_6}) == 3  # three different detectors on them
+    (other,) = evaluate_ber(_map_detector(4), 4, [6.0], never, 300_000, seed=6)
+    assert other["errors_map"] != at_6[0]["errors_map"]  # another seed, other samples
+
+
+def test_point_streams_are_keyed_by_the_exact_value():
+    assert point_key(6.0) == point_key(6) == point_key(np.float32(6.0))
+    assert point_key(-0.0) == point_key(0.0)
+    assert point_key(6.0) != point_key(6.000000001) and point_key(1.0) != point_key(-1.0)
+    draw = lambda e: transmit(64, 4, e, seeded_generator(3, "test", point_key(e))).y  # noqa: E731
+    assert torch.equal(draw(6.0), draw(6.0)) and not torch.equal(draw(6.0), draw(6.000000001))
+
+
+def test_ratio_to_map_is_continuity_corrected():
+    assert ratio_to_map(200, 100) == pytest.approx(200.5 / 100.5)
+    assert ratio_to_map(0, 0) == 1.0  # both perfect: as good as MAP
+    assert ratio_to_map(7, 0) == 15.0  # MAP perfect, detector not: counted, not dropped
+    np.testing.assert_allclose(ratio_to_map([1, 2], [3, 4]), [1.5 / 3.5, 2.5 / 4.5])
+
+
+def test_trial_ratio_counts_every_point():
+    points = [{"errors": 400, "errors_map": 400}, {"errors": 30, "errors_map": 0}]
+    ratio, zero = trial_ratio_to_map(points)
+    assert ratio == pytest.approx((1 + 61) / 2) and zero == 1  # the old mean skipped point 2
+    assert trial_ratio_to_map([]) == (None, 0)

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import torch
 from scipy.special import erfc
+from scipy.stats import norm
 
-from trainables.channel import transmit
-from trainables.constellation import SUPPORTED_BITS, bit_labels, qam
+from trainables.channel import ebno_db_to_no, transmit
+from trainables.constellation import SUPPORTED_BITS, bit_labels, pam, qam
 from trainables.metrics import clopper_pearson
 from trainables.reference import (
     ber_average,
@@ -46,9 +47,42 @@ def test_ber_nearest_qpsk_closed_form_and_shapes():
     assert ber_map(GRID_DB[:6].reshape(3, 2), 4).shape == (3, 2)
 
 
+def _nearest_ber_by_regions(ebno_db: float, k: int) -> float:
+    """Nearest-symbol BER without Cho & Yoon: per PAM axis, the probability of landing in each
+    decision interval (midpoints between amplitudes) times the Hamming distance of the labels."""
+    amplitudes, labels = pam(k)
+    order = np.argsort(amplitudes)
+    a, lab = amplitudes[order], labels[order]  # [I], [I, k/2]
+    edges = np.concatenate([[-np.inf], (a[1:] + a[:-1]) / 2, [np.inf]])  # [I + 1]
+    sigma = np.sqrt(ebno_db_to_no(ebno_db, k) / 2)
+    lo = (edges[None, :-1] - a[:, None]) / sigma  # [I sent, I decided]
+    hi = (edges[None, 1:] - a[:, None]) / sigma
+    # Subtract upper tails above the mean and lower tails below it: no 1 - (1 - tiny).
+    p = np.where(lo >= 0, norm.sf(lo) - norm.sf(hi), norm.cdf(hi) - norm.cdf(lo))
+    hamming = (lab[:, None, :] != lab[None, :, :]).sum(-1)  # [I, I]
+    return float((p * hamming).sum() / a.size / lab.shape[1])
+
+
+@pytest.mark.parametrize("k", SUPPORTED_BITS)
+def test_ber_nearest_closed_form_matches_the_decision_regions(k):
+    points = [-4.0, 0.0, 6.0, 12.0, 18.0] if k < 8 else [0.0, 6.0, 12.0, 18.0, 24.0]
+    expected = [_nearest_ber_by_regions(e, k) for e in points]
+    np.testing.assert_allclose(ber_nearest(points, k), expected, rtol=1e-9, atol=1e-300)
+
+
+def test_256qam_closed_form_values():
+    # 256-QAM: Gray PAM-16 per axis; at high SNR only neighbours count, with one bit each:
+    # BER ~ (2 (I - 1) / I) / log2(M) * Q(d / (2 sigma)), d = 2 / sqrt(170), I = 16.
+    ebno_db = 24.0
+    sigma = np.sqrt(ebno_db_to_no(ebno_db, 8) / 2)
+    approx = 2 * 15 / 16 / 8 * norm.sf(1 / np.sqrt(170) / sigma) * 2
+    assert float(ber_nearest(ebno_db, 8)) == pytest.approx(approx, rel=1e-3)
+    assert float(ber_map(ebno_db, 8)) == pytest.approx(approx, rel=1e-3)
+
+
 @pytest.mark.parametrize(
     "k, points_db",
-    [(2, [-2, 0, 2, 4, 6]), (4, [-2, 2, 6, 8, 10]), (6, [2, 6, 10, 12, 14])],
+    [(2, [-2, 0, 2, 4, 6]), (4, [-2, 2, 6, 8, 10]), (6, [2, 6, 10, 12, 14]), (8, [4, 10, 16])],
 )
 def test_nearest_symbol_monte_carlo(k, points_db):
     for i, ebno_db in enumerate(points_db):
@@ -57,11 +91,15 @@ def test_nearest_symbol_monte_carlo(k, points_db):
         _assert_inside_cp(errors, bits, ber_nearest(ebno_db, k))
 
 
-@pytest.mark.parametrize("k, points_db", [(4, [-6, -2, 2, 6, 10]), (6, [-4, 0, 4, 8, 12])])
+@pytest.mark.parametrize(
+    "k, points_db",
+    [(4, [-6, -2, 2, 6, 10]), (6, [-4, 0, 4, 8, 12]), (8, [0, 12])],
+)
 def test_map_monte_carlo(k, points_db):
+    bits = 300_000 if k < 8 else 96_000  # 256-QAM: thousands of errors still, at 2**8 points
     for i, ebno_db in enumerate(points_db):
         decide = lambda b: map_bits(b.y, b.no, k)  # noqa: E731
-        errors, bits = _mc_ber(decide, k, float(ebno_db), 300_000, seed=200 * k + i)
+        errors, bits = _mc_ber(decide, k, float(ebno_db), bits, seed=200 * k + i)
         _assert_inside_cp(errors, bits, ber_map(ebno_db, k))
 
 

@@ -19,7 +19,7 @@ def knobs(value):
 
 def test_plan_folds_settings():
     plan = knobs(["l2", {"name": "l1", "weight": 0.01}, "dropout", "early_stopping"])
-    assert plan.weight_decay == 1e-4 and plan.l1 == 0.01 and plan.dropout == 0.1
+    assert plan.weight_decay == 1e-4 and plan.l1 == 0.01 and plan.dropout == 0.1  # 2 x 5e-5
     assert plan.early_stopping.patience == 3
     net = knobs({"name": "elastic_net", "weight": 0.1, "beta": 2.0})
     assert net.l1 == 0.1 and net.l2 == pytest.approx(0.2)
@@ -58,3 +58,30 @@ def test_early_stopper_waits_patience_and_restores_best():
     assert stopper.best_epoch == 1
     for k, v in m.state_dict().items():
         torch.testing.assert_close(v, best[k])
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_l2_and_elastic_net_weights_mean_the_same_loss_term(optimizer):
+    """l2 weight a and elastic_net weight a, beta 1 (its l1 part removed) both add a * sum w^2
+    to the loss: one optimizer step equals a step on the loss with that term written out."""
+    a, lr = 0.3, 0.1
+    data_loss = lambda m: m(torch.ones(4, 2)).square().mean()  # noqa: E731
+    cls = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}[optimizer]
+
+    def step(settings, explicit: bool):
+        m = model()
+        plan = knobs(settings)
+        opt = cls(reg.param_groups(m, plan.weight_decay), lr=lr)
+        loss = data_loss(m) + reg.penalty(m, reg.Plan(l2=plan.l2))  # elastic_net's w^2 term
+        if explicit:
+            loss = loss + a * sum(w.square().sum() for w in reg.weights(m))
+        loss.backward()
+        opt.step()
+        return [p.detach() for p in m.parameters()]
+
+    by_hand = step("none", explicit=True)
+    l2 = step({"name": "l2", "weight": a}, explicit=False)
+    elastic = step({"name": "elastic_net", "weight": a, "beta": 1.0}, explicit=False)
+    for x, y, z in zip(by_hand, l2, elastic):
+        torch.testing.assert_close(y, x)
+        torch.testing.assert_close(z, x)

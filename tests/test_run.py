@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 TINY = """
 name: {name}
@@ -63,6 +64,7 @@ def test_a_grid_runs_on_embedded_ray_and_writes_every_table(tmp_path):
     assert len(ber) == 4 * 2 and (ber.ber_map > 0).all()
     assert json.loads(trials.config_json[0])["train"]["symbols"] == 8192
     assert (out / "spec.yaml").exists() and "trials have results" in result.stderr
+    assert json.loads((out / "run.json").read_text())["resources"] == {"cpu": 1, "gpu": 0}
 
 
 def test_four_quarter_gpu_trials_share_one_logical_gpu_concurrently(tmp_path):
@@ -76,7 +78,7 @@ def test_four_quarter_gpu_trials_share_one_logical_gpu_concurrently(tmp_path):
     started = pd.to_datetime(trials.started_at)
     finished = pd.to_datetime(trials.finished_at)
     assert started.max() < finished.min(), "all four trials were running at one moment"
-    assert set(trials.device) == {"cpu"}  # a logical GPU is not CUDA
+    assert set(trials.device) == {"cuda" if torch.cuda.is_available() else "cpu"}  # GPU -> CUDA
 
 
 def test_resume_after_sigint_runs_only_unfinished_trials(tmp_path):

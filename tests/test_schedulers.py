@@ -79,6 +79,25 @@ def test_one_cycle_steps_per_batch_and_peaks_at_max_lr():
     assert seen[0] == pytest.approx(1.0 / 25)  # torch's div_factor
 
 
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_one_cycle_changes_only_the_learning_rate(optimizer):
+    param = torch.nn.Parameter(torch.zeros(1))
+    opt = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}[optimizer]([param], lr=LR)
+    before = {k: v for k, v in opt.param_groups[0].items() if k in ("momentum", "betas")}
+    schedule = Schedule(parse_named("one_cycle", SCHEDULERS, "scheduler"), opt, EPOCHS, BATCHES)
+    for _ in range(EPOCHS * BATCHES // 2):
+        opt.step()
+        schedule.after_batch()
+        assert {k: opt.param_groups[0][k] for k in before} == before  # momentum / beta1 fixed
+
+
+def test_one_cycle_cycles_momentum_when_asked():
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=LR, momentum=0.9)
+    named = parse_named({"name": "one_cycle", "cycle_momentum": True}, SCHEDULERS, "scheduler")
+    Schedule(named, opt, EPOCHS, BATCHES)
+    assert opt.param_groups[0]["momentum"] == pytest.approx(0.95)  # torch's max_momentum
+
+
 def test_plateau_reduces_after_patience():
     losses = [1.0, 0.9] + [0.9] * 10
     seen = lrs_per_epoch("plateau", losses)

@@ -102,7 +102,7 @@ def test_expansion_order_ids_and_configs():
         for key in ("modulation", "model", "optimizer", "scheduler", "eval", "seed"):
             assert config[key] == base[key]
     assert trials[6].config["loss"] == {"name": "smooth_l1", "beta": 0.5}
-    assert trials[2].config["regularization"][1] == {"name": "label_smoothing", "epsilon": 0.05}
+    assert trials[2].config["regularization"][1] == {"name": "label_smoothing", "epsilon": 0.1}
 
 
 def test_exclusion_bare_names_match_options_and_lists():

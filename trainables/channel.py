@@ -1,7 +1,10 @@
 """AWGN channel for QAM symbols, noise-level conversion, detector features and seeded streams.
 
 All randomness flows through explicit ``torch.Generator`` arguments; :func:`seeded_generator`
-derives one independent, reproducible generator per (seed, purpose).
+derives one independent, reproducible generator per (seed, purpose). Every generator is a CPU
+generator and every sample is drawn on the CPU, then moved to the device: CUDA's generator
+(Philox) and the CPU's (MT19937) give different numbers for one seed, so drawing on the device
+would make a seed mean different samples on a GPU node and on a CPU node.
 """
 
 from __future__ import annotations
@@ -45,9 +48,9 @@ def sample_ebno_db(n: int, ebno_db, generator: torch.Generator, device=None) -> 
     ebno_db : float | tuple[float, float]
         A fixed Eb/N0 in dB, or ``(lo, hi)`` to draw each symbol's Eb/N0 uniformly in dB.
     generator : torch.Generator
-        Source of randomness (used only for a range); must live on ``device``.
+        Source of randomness (used only for a range); a CPU generator.
     device : torch.device | str | None
-        Device of the output.
+        Device of the output (drawn on the CPU, then moved).
 
     Output
     ------
@@ -57,8 +60,8 @@ def sample_ebno_db(n: int, ebno_db, generator: torch.Generator, device=None) -> 
         lo, hi = (float(v) for v in ebno_db)
         if not lo <= hi:
             raise ValueError(f"ebno_db: got range {tuple(ebno_db)!r}, expected (lo, hi), lo <= hi")
-        u = torch.rand(n, generator=generator, device=device)  # [n] in [0, 1)
-        return lo + (hi - lo) * u
+        u = torch.rand(n, generator=generator)  # [n] in [0, 1), on the CPU
+        return (lo + (hi - lo) * u).to(device)
     return torch.full((n,), float(ebno_db), dtype=torch.float32, device=device)
 
 
@@ -77,6 +80,10 @@ class Batch(NamedTuple):
     y: torch.Tensor
     no: torch.Tensor
     ebno_db: torch.Tensor
+
+    def to(self, device) -> Batch:
+        """The same batch on ``device`` (the values are copied bit for bit)."""
+        return Batch(*(t.to(device) for t in self))
 
 
 def transmit(
@@ -98,11 +105,12 @@ def transmit(
     ebno_db : float | tuple[float, float]
         Fixed Eb/N0 in dB or a ``(lo, hi)`` range drawn uniformly per symbol.
     generator : torch.Generator
-        Source of all randomness (symbols, Eb/N0, noise); must live on ``device``.
+        Source of all randomness (symbols, Eb/N0, noise); a CPU generator.
     device : torch.device | str | None
-        Device of the outputs.
+        Device of the outputs. The batch is computed on the CPU and then moved, so the same
+        generator state gives bit-identical samples on every device.
     constellation : [2**k], torch.complex64 | None
-        Precomputed ``qam(k, device)`` to skip rebuilding it; ``None`` builds it.
+        Precomputed ``qam(k)`` (on the CPU) to skip rebuilding it; ``None`` builds it.
 
     Output
     ------
@@ -114,16 +122,19 @@ def transmit(
     ``N0 / 2``. The draw order (indices, Eb/N0, noise) is fixed, so a seeded generator reproduces
     batches.
     """
-    points = qam(num_bits_per_symbol, device) if constellation is None else constellation
-    labels = bit_labels(num_bits_per_symbol, device)  # [2**k, k]
-    index = torch.randint(0, points.numel(), (n,), generator=generator, device=device)  # [n]
-    ebno = sample_ebno_db(n, ebno_db, generator, device)  # [n]
+    if generator.device.type != "cpu":
+        raise ValueError(f"generator: got one on {generator.device}, allowed: a CPU generator")
+    points = qam(num_bits_per_symbol) if constellation is None else constellation
+    labels = bit_labels(num_bits_per_symbol)  # [2**k, k]
+    index = torch.randint(0, points.numel(), (n,), generator=generator)  # [n]
+    ebno = sample_ebno_db(n, ebno_db, generator)  # [n]
     no = ebno_db_to_no(ebno, num_bits_per_symbol).to(torch.float32)  # [n]
-    w = torch.randn(n, dtype=torch.complex64, generator=generator, device=device)  # [n]
+    w = torch.randn(n, dtype=torch.complex64, generator=generator)  # [n]
     # index_select: the same values as points[index], several times faster than fancy indexing.
     y = points.index_select(0, index) + torch.sqrt(no) * w  # [n]
     bits = labels.index_select(0, index)  # [n, k]
-    return Batch(bits=bits, symbol_index=index, y=y, no=no, ebno_db=ebno)
+    batch = Batch(bits=bits, symbol_index=index, y=y, no=no, ebno_db=ebno)
+    return batch if device is None or torch.device(device).type == "cpu" else batch.to(device)
 
 
 def features(y: torch.Tensor, no=None) -> torch.Tensor:
@@ -154,8 +165,18 @@ def _stream_key(stream: str) -> int:
     return zlib.crc32(stream.encode("utf-8"))
 
 
-def seeded_generator(seed: int, stream: str, device=None) -> torch.Generator:
-    """Independent, reproducible generator for one purpose of one trial.
+def point_key(ebno_db: float) -> int:
+    """A stable integer for an Eb/N0 value: the IEEE-754 binary64 bit pattern of ``ebno_db``.
+
+    ``-0.0`` counts as ``0.0``. Two values get the same key exactly when they are the same double,
+    on every machine and in every process (no salted ``hash()``, no decimal formatting).
+    """
+    value = float(ebno_db) + 0.0  # -0.0 + 0.0 == +0.0
+    return int(np.float64(value).view(np.uint64))
+
+
+def seeded_generator(seed: int, stream: str, *keys: int) -> torch.Generator:
+    """Independent, reproducible CPU generator for one purpose of one trial.
 
     Parameters
     ----------
@@ -163,20 +184,22 @@ def seeded_generator(seed: int, stream: str, device=None) -> torch.Generator:
         Non-negative trial seed.
     stream : str
         Purpose, e.g. ``"init" | "train" | "val" | "test" | "shuffle" | "dropout" | "biasvar"``.
-    device : torch.device | str | None
-        Device the generator draws on.
+    keys : int
+        Further non-negative integers that name a sub-stream, e.g. ``point_key(ebno_db)`` for
+        the test stream of one Eb/N0 point.
 
     Output
     ------
     generator : torch.Generator
-        Seeded from ``numpy.random.SeedSequence(seed, spawn_key=(crc32(stream),))``, so streams
-        of one seed are statistically independent and never overlap by accident.
+        A CPU generator seeded from ``numpy.random.SeedSequence(seed,
+        spawn_key=(crc32(stream), *keys))``, so streams of one seed are statistically independent
+        and never overlap by accident. Draw on the CPU and move the result (see module note).
     """
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed: got {seed!r}, allowed non-negative int")
     if not isinstance(stream, str) or not stream:
         raise ValueError(f"stream: got {stream!r}, allowed non-empty str")
-    sequence = np.random.SeedSequence(int(seed), spawn_key=(_stream_key(stream),))
+    spawn_key = (_stream_key(stream), *(int(key) for key in keys))
+    sequence = np.random.SeedSequence(int(seed), spawn_key=spawn_key)
     state = int(sequence.generate_state(1, dtype=np.uint64)[0])
-    generator = torch.Generator(device=device if device is not None else "cpu")
-    return generator.manual_seed(state)
+    return torch.Generator(device="cpu").manual_seed(state)

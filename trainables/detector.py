@@ -18,7 +18,8 @@ class GeneratorDropout(nn.Module):
     """Inverted dropout drawing its mask from an explicit generator.
 
     ``nn.Dropout`` draws from torch's global RNG; an explicit generator keeps a trial reproducible
-    and lets a checkpoint restore the exact mask sequence.
+    and lets a checkpoint restore the exact mask sequence. The mask is drawn on the CPU (the
+    generator's device) and moved to ``x``'s device, so it is the same on every device.
     """
 
     def __init__(self, p: float, generator: torch.Generator | None):
@@ -28,8 +29,8 @@ class GeneratorDropout(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0:
             return x
-        keep = torch.rand(x.shape, generator=self.generator, device=x.device) >= self.p
-        return x * keep / (1 - self.p)
+        keep = torch.rand(x.shape, generator=self.generator) >= self.p  # on the CPU
+        return x * keep.to(x.device) / (1 - self.p)
 
 
 class Detector(nn.Module):

@@ -57,8 +57,10 @@ def make_loss(loss: Named, num_bits_per_symbol: int, label_smoothing: float = 0.
 
     Note
     ----
-    Label smoothing on the bit head moves the targets to ``epsilon`` / ``1 - epsilon``; on the
-    symbol head it is CrossEntropyLoss's own ``label_smoothing``.
+    Label smoothing ``epsilon`` means one thing on both heads, torch's definition: the target is
+    ``(1 - epsilon) * one_hot + epsilon * uniform`` over the head's classes. On the symbol head
+    (2**k classes) it is CrossEntropyLoss's own ``label_smoothing``; on the bit head each bit is a
+    two-class problem, so the targets become ``epsilon / 2`` and ``1 - epsilon / 2``.
     """
     name, eps = loss.name, label_smoothing
     if name == "cross_entropy":
@@ -88,5 +90,5 @@ def make_loss(loss: Named, num_bits_per_symbol: int, label_smoothing: float = 0.
 
 
 def smooth(bits: torch.Tensor, epsilon: float) -> torch.Tensor:
-    """Targets 0 -> epsilon and 1 -> 1 - epsilon."""
-    return bits if epsilon == 0 else bits * (1 - 2 * epsilon) + epsilon
+    """Bit targets ``(1 - epsilon) * bits + epsilon / 2``: 0 -> epsilon/2, 1 -> 1 - epsilon/2."""
+    return bits if epsilon == 0 else bits * (1 - epsilon) + epsilon / 2

@@ -12,13 +12,17 @@ import torch
 from scipy.stats import beta, binomtest
 
 from trainables import reference
-from trainables.channel import transmit
+from trainables.channel import point_key, seeded_generator, transmit
 from trainables.constellation import qam
 
 _CONFIDENCE = 0.95  # Clopper-Pearson level reported per Eb/N0 point
 # Samples x points per exact-LLR slice: bounds its memory (256-QAM too), and slices that fit in
 # cache run 2-3x faster than 2**24 (benchmarks/evaluation.py).
 _MAP_ELEMENTS = 1 << 20
+# Added to both error counts of a point before their ratio (the Haldane-Anscombe correction):
+# a point where MAP made no errors still counts, and the ratio stays finite.
+CONTINUITY = 0.5
+TEST_STREAM = "test"  # the test samples of Eb/N0 point e come from (seed, "test", point_key(e))
 
 
 def clopper_pearson(errors, bits, confidence: float = _CONFIDENCE):
@@ -84,10 +88,16 @@ def _map_bits_sliced(y: torch.Tensor, no: torch.Tensor, num_bits_per_symbol: int
     return torch.cat(parts)  # [n, k]
 
 
-def _count_point(detect, k, ebno_db, min_errors, max_bits, generator, device, chunks):
-    """Paired error counts at one Eb/N0 point: ``(bits, errors, errors_map, n01, n10)``."""
+def _count_point(detect, k, ebno_db, min_errors, max_bits, seed, device, chunks):
+    """Paired error counts at one Eb/N0 point: ``(bits, errors, errors_map, n01, n10)``.
+
+    The point's samples come from its own stream, keyed by (seed, Eb/N0), in chunks of a fixed
+    size sequence: two detectors tested with one seed see the same samples at this point, chunk
+    for chunk, whichever points they tested before and however many errors they made there.
+    """
     chunk, max_chunk = chunks
-    points = qam(k, device)
+    generator = seeded_generator(seed, TEST_STREAM, point_key(ebno_db))
+    points = qam(k)
     bits = errors = errors_map = n01 = n10 = 0
     while errors < min_errors and bits + k <= max_bits:
         n = min(chunk, (max_bits - bits) // k)  # trim so the bit budget is never exceeded
@@ -117,6 +127,7 @@ def _point_row(ebno_db: float, k: int, counts) -> dict:
         "ci_high": float(high),
         "errors_map": errors_map,
         "ber_map": errors_map / bits if bits else float("nan"),
+        "ber_ratio_map": float(ratio_to_map(errors, errors_map)),
         "n01": n01,
         "n10": n10,
         "mcnemar_p": mcnemar_pvalue(n01, n10),
@@ -125,13 +136,59 @@ def _point_row(ebno_db: float, k: int, counts) -> dict:
     }
 
 
+def ratio_to_map(errors, errors_map):
+    """A detector's BER relative to bitwise MAP on the same bits, continuity-corrected.
+
+    Parameters
+    ----------
+    errors, errors_map : int | array_like of int
+        Bit errors of the detector and of MAP on the same samples (so the same number of bits).
+
+    Output
+    ------
+    ratio : numpy.float64, broadcast shape of the inputs
+        ``(errors + 0.5) / (errors_map + 0.5)``.
+
+    Note
+    ----
+    With the same bits on both sides ``ber / ber_map = errors / errors_map``; adding 0.5 to both
+    counts (Haldane-Anscombe) keeps a point where MAP made no errors: a detector with errors
+    there scores ``2 errors + 1``, one without errors scores 1. Where both counts are large the
+    correction is negligible (200 errors: < 0.25 %); it pulls ratios of small counts toward 1.
+    """
+    e = np.asarray(errors, dtype=np.float64)
+    e_map = np.asarray(errors_map, dtype=np.float64)
+    return ((e + CONTINUITY) / (e_map + CONTINUITY))[()]
+
+
+def trial_ratio_to_map(points: list[dict]) -> tuple[float | None, int]:
+    """A trial's figure of merit and how many of its points had no MAP errors.
+
+    Input
+    -----
+    points : rows of :func:`evaluate_ber`
+
+    Output
+    ------
+    ber_ratio_map : float | None
+        Mean over **all** points of :func:`ratio_to_map` (none dropped); None without points.
+    points_no_map_errors : int
+        Points where MAP made no errors (their ratio rests on the continuity correction).
+    """
+    if not points:
+        return None, 0
+    errors = np.array([p["errors"] for p in points])
+    errors_map = np.array([p["errors_map"] for p in points])
+    return float(np.mean(ratio_to_map(errors, errors_map))), int((errors_map == 0).sum())
+
+
 def evaluate_ber(
     detect,
     num_bits_per_symbol: int,
     ebno_db_points,
     min_errors: int,
     max_bits: int,
-    generator: torch.Generator,
+    seed: int,
     device=None,
     chunk_symbols: int = 16384,
     max_chunk_symbols: int = 1 << 20,
@@ -150,17 +207,19 @@ def evaluate_ber(
         Stop a point once the detector made at least this many bit errors.
     max_bits : int
         Bit budget per point; never exceeded (the last chunk is trimmed).
-    generator : torch.Generator
-        Source of all randomness; must live on ``device``.
+    seed : int
+        The trial's seed. Point ``e`` draws from ``seeded_generator(seed, "test",
+        point_key(e))`` (:mod:`trainables.channel`): common random numbers across trials.
     device : torch.device | str | None
-        Device the samples are drawn on.
+        Device the samples are moved to (they are drawn on the CPU).
     chunk_symbols, max_chunk_symbols : int
         First chunk size in symbols; it doubles each chunk up to ``max_chunk_symbols``.
 
     Output
     ------
     rows : list of dict, one per point, with keys ``ebno_db, bits, errors, ber, ci_low, ci_high,
-        errors_map, ber_map, n01, n10, mcnemar_p, ber_theory_nearest, ber_theory_map``.
+        errors_map, ber_map, ber_ratio_map, n01, n10, mcnemar_p, ber_theory_nearest,
+        ber_theory_map``; ``ber_ratio_map`` is :func:`ratio_to_map`.
         ``n01``: detector wrong and MAP right; ``n10``: detector right and MAP wrong; ``ci_*`` is
         the 95 % Clopper-Pearson interval of ``ber``.
     """
@@ -169,7 +228,7 @@ def evaluate_ber(
     with torch.no_grad():
         for ebno in ebno_db_points:
             counts = _count_point(
-                detect, num_bits_per_symbol, ebno, min_errors, max_bits, generator, device, chunks
+                detect, num_bits_per_symbol, ebno, min_errors, max_bits, seed, device, chunks
             )
             rows.append(_point_row(float(ebno), num_bits_per_symbol, counts))
     return rows

@@ -17,7 +17,16 @@ import pyarrow.parquet as pq
 
 from trainables.trial import TrialOutcome
 
-EPOCH_COLUMNS = ["trial_id", "epoch", "lr", "train_loss", "val_loss", "train_ber", "val_ber"]
+EPOCH_COLUMNS = [
+    "trial_id",
+    "epoch",
+    "lr",
+    "train_loss",
+    "val_loss",  # the training objective (label smoothing included); early stopping uses it
+    "val_loss_plain",  # the same loss without label smoothing: comparable across settings
+    "train_ber",
+    "val_ber",
+]
 BER_COLUMNS = [
     "trial_id",
     "ebno_db",
@@ -28,6 +37,7 @@ BER_COLUMNS = [
     "ci_high",
     "errors_map",
     "ber_map",
+    "ber_ratio_map",  # (errors + 0.5) / (errors_map + 0.5), see metrics.ratio_to_map
     "n01",  # detector wrong, MAP right
     "n10",  # detector right, MAP wrong
     "mcnemar_p",
@@ -71,10 +81,18 @@ def ber_frame(trial_id: str, points: list[dict]) -> pd.DataFrame:
 
 
 def predictions_frame(trial_id: str, predictions: dict) -> pd.DataFrame:
-    """Bit probabilities on the shared evaluation set: one row per (ebno_db, symbol)."""
+    """Bit probabilities on the shared evaluation set: one row per (ebno_db, symbol).
+
+    Columns: trial_id, ebno_db, symbol, y_re, y_im, no, p0..p{k-1} (the detector's
+    P(b_j = 1 | y)), eta0..eta{k-1} (the exact posterior of that sample).
+    """
     frames = []
-    for ebno_db, probs in predictions.items():  # probs: [n, k]
-        frame = pd.DataFrame(probs, columns=[f"p{j}" for j in range(probs.shape[1])])
+    for ebno_db, pred in predictions.items():  # shared_set.Predictions, p and eta [n, k]
+        k = pred.p.shape[1]
+        columns = {"y_re": pred.y.real, "y_im": pred.y.imag, "no": pred.no}
+        columns |= {f"p{j}": pred.p[:, j] for j in range(k)}
+        columns |= {f"eta{j}": pred.eta[:, j] for j in range(k)}
+        frame = pd.DataFrame(columns)
         frame.insert(0, "symbol", range(len(frame)))
         frame.insert(0, "ebno_db", ebno_db)
         frames.append(frame)

@@ -1,7 +1,18 @@
 """The lecture's regularizers: norm penalties, dropout, label smoothing and early stopping.
 
 A trial takes a list of settings; :func:`plan` folds them into one :class:`Plan`. Norm penalties
-apply to weights (tensors with two or more dimensions), never to biases.
+apply to weights (tensors with two or more dimensions), never to biases. Every norm strength is
+the coefficient of its term in the loss, whichever setting it comes from::
+
+    l2:           weight * sum w^2                  (applied as weight_decay = 2 * weight)
+    l1:           weight * sum |w|
+    elastic_net:  weight * sum(beta * w^2 + |w|)    (the lecture's R(W))
+
+so ``l2: {weight: a}`` and ``elastic_net: {weight: a, beta: 1}`` put the same quadratic term on
+the weights. ``l2`` goes through the optimizer's ``weight_decay`` (torch's ``weight_decay = d``
+adds ``d * w`` to the gradient, the gradient of ``d/2 * sum w^2``, hence ``d = 2 * weight``);
+with ``adamw`` the same ``d`` is decoupled (``w <- w - lr * d * w`` outside Adam's moments,
+Loshchilov & Hutter), which is not a loss term, so it is the same strength only for sgd and adam.
 """
 
 from __future__ import annotations
@@ -18,7 +29,8 @@ from trainables.schema import Named, NoParams, bounded
 
 @dataclass(frozen=True)
 class L2:
-    weight: float = bounded(1e-4, ge=0)  # weight_decay; AdamW decouples it from the gradient
+    # weight * sum w^2; 5e-5 is torch's customary weight_decay 1e-4 (the gradient is 2 * weight * w)
+    weight: float = bounded(5e-5, ge=0)
 
 
 @dataclass(frozen=True)
@@ -40,7 +52,9 @@ class Dropout:
 
 @dataclass(frozen=True)
 class LabelSmoothing:
-    epsilon: float = bounded(0.05, gt=0, lt=0.5)  # bit targets become epsilon / 1 - epsilon
+    # Target = (1 - epsilon) one_hot + epsilon uniform, on either head (torch's definition);
+    # 0.1 (Szegedy et al. 2016) gives bit targets 0.05 / 0.95.
+    epsilon: float = bounded(0.1, gt=0, lt=1)
 
 
 @dataclass(frozen=True)
@@ -62,9 +76,9 @@ REGULARIZERS: dict[str, type] = {
 
 @dataclass(frozen=True)
 class Plan:
-    weight_decay: float = 0.0
-    l1: float = 0.0  # coefficient of sum |w|
-    l2: float = 0.0  # coefficient of sum w^2 (explicit, from elastic_net)
+    weight_decay: float = 0.0  # the optimizer's: 2 x the l2 setting's weight
+    l1: float = 0.0  # coefficient of sum |w| in the loss
+    l2: float = 0.0  # coefficient of sum w^2 in the loss (explicit, from elastic_net)
     dropout: float = 0.0
     label_smoothing: float = 0.0
     early_stopping: EarlyStopping | None = None
@@ -76,7 +90,7 @@ def plan(settings: tuple[Named, ...]) -> Plan:
     for s in settings:
         p = s.params
         if s.name == "l2":
-            knobs["weight_decay"] = p.weight
+            knobs["weight_decay"] = 2 * p.weight  # the gradient of weight * sum w^2
         elif s.name == "l1":
             knobs["l1"] = knobs.get("l1", 0.0) + p.weight
         elif s.name == "elastic_net":

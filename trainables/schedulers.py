@@ -59,6 +59,9 @@ class Cosine:
 class OneCycle:
     max_lr: float | None = bounded(None, gt=0)  # None: optimizer.lr
     pct_start: float = bounded(0.3, gt=0, lt=1)  # torch's default
+    # torch's default (true) also cycles momentum (Adam's beta1, SGD's momentum 0.85-0.95, which
+    # turns plain SGD into momentum SGD): off, so the scheduler changes only the learning rate.
+    cycle_momentum: bool = False
 
 
 @dataclass(frozen=True)
@@ -131,7 +134,11 @@ def build(named: Named, opt: torch.optim.Optimizer, epochs: int, batches: int):
     if name == "one_cycle":
         max_lr = p.max_lr or opt.param_groups[0]["lr"]
         return lr_scheduler.OneCycleLR(
-            opt, max_lr=max_lr, total_steps=epochs * batches, pct_start=p.pct_start
+            opt,
+            max_lr=max_lr,
+            total_steps=epochs * batches,
+            pct_start=p.pct_start,
+            cycle_momentum=p.cycle_momentum,
         )
     if name == "plateau":
         return lr_scheduler.ReduceLROnPlateau(opt, factor=p.factor, patience=p.patience)

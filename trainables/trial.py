@@ -12,7 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-import numpy as np
 import torch
 
 from trainables import regularization as reg
@@ -21,12 +20,12 @@ from trainables.config import TrialConfig, hidden_widths, parse_trial_config
 from trainables.constellation import bit_labels
 from trainables.detector import Detector, bit_logits, num_parameters
 from trainables.losses import head, make_loss
-from trainables.metrics import evaluate_ber
+from trainables.metrics import evaluate_ber, trial_ratio_to_map
 from trainables.schedulers import Schedule
+from trainables.shared_set import Predictions, predict_shared
 
 EVAL_CHUNK = 65536  # symbols per forward pass when no gradient is needed
 SHUFFLE_SYMBOLS = 1 << 20  # shuffled training symbols gathered at once: ~40 MB, not a set copy
-BIASVAR_SEED = 20_000_101  # one shared evaluation set for every trial, whatever its seed
 
 
 @dataclass
@@ -35,7 +34,7 @@ class TrialOutcome:
     epochs: list[dict]
     ber: list[dict]
     summary: dict
-    predictions: dict[float, np.ndarray] = field(default_factory=dict)  # ebno_db -> [n, k]
+    predictions: dict[float, Predictions] = field(default_factory=dict)  # keyed by ebno_db
 
 
 class Trainer:
@@ -47,7 +46,7 @@ class Trainer:
         self.head = head(cfg.loss)
         self.labels = bit_labels(k, device=self.device)
         self.knobs = reg.plan(cfg.regularization)
-        gen = lambda stream: seeded_generator(cfg.seed, stream, self.device)  # noqa: E731
+        gen = lambda stream: seeded_generator(cfg.seed, stream)  # noqa: E731  (CPU generators)
         self.train_gen, self.shuffle_gen, self.dropout_gen = (
             gen("train"),
             gen("shuffle"),
@@ -60,6 +59,9 @@ class Trainer:
         self.val_set = self._draw(cfg.train.val_symbols, gen("val"))
         self.val_x = self.inputs(self.val_set)  # the set is fixed: its features once, not per epoch
         self.loss_fn = make_loss(cfg.loss, k, self.knobs.label_smoothing)
+        # The loss without label smoothing: what val_loss_plain reports, comparable across settings.
+        smoothed = self.knobs.label_smoothing > 0
+        self.plain_loss_fn = make_loss(cfg.loss, k) if smoothed else self.loss_fn
         groups = reg.param_groups(self.model, self.knobs.weight_decay)
         self.optimizer = build_optimizer(cfg, groups)
         batches = math.ceil(cfg.train.symbols / cfg.train.batch_size)
@@ -107,7 +109,8 @@ class Trainer:
         cfg, start = self.cfg, time.perf_counter()
         n, size, fresh = cfg.train.symbols, cfg.train.batch_size, cfg.train.fresh_each_epoch
         # Fresh symbols are already in random order: draw them block by block, store no epoch.
-        perm = None if fresh else torch.randperm(n, generator=self.shuffle_gen, device=self.device)
+        # Drawn on the CPU (as every stream) and moved: the same order on every device.
+        perm = None if fresh else torch.randperm(n, generator=self.shuffle_gen).to(self.device)
         span = max(1, SHUFFLE_SYMBOLS // size) * size  # whole batches per gathered block
         penalized = self.knobs.l1 > 0 or self.knobs.l2 > 0
         loss_sum = torch.zeros((), device=self.device)
@@ -161,24 +164,39 @@ class Trainer:
         return features(data.y.index_select(0, perm), no), bits, symbol_index
 
     @torch.no_grad()
-    def validate(self) -> tuple[float, float]:
-        """Mean loss and BER over the whole validation set (not its last batch)."""
+    def validate(self) -> dict:
+        """Over the whole validation set (not its last batch): ``val_loss`` (the training
+        objective, label smoothing included), ``val_loss_plain`` (the same loss without label
+        smoothing) and ``val_ber``. Penalties are in neither loss."""
         self.model.eval()
         x, data, n = self.val_x, self.val_set, self.val_set.y.shape[0]
-        loss_sum, errors = 0.0, 0
+        loss_sum, plain_sum, errors = 0.0, 0.0, 0
         for first in range(0, n, EVAL_CHUNK):
             sl = slice(first, first + EVAL_CHUNK)
-            out = self.model(x[sl])
-            loss_sum += float(self.loss_fn(out, data.bits[sl], data.symbol_index[sl])) * len(out)
-            errors += int(self.hard_bits(out).ne(data.bits[sl].bool()).sum())
-        return loss_sum / n, errors / (n * self.cfg.modulation.num_bits_per_symbol)
+            out, bits, symbols = self.model(x[sl]), data.bits[sl], data.symbol_index[sl]
+            loss = float(self.loss_fn(out, bits, symbols))
+            same = self.plain_loss_fn is self.loss_fn
+            plain = loss if same else float(self.plain_loss_fn(out, bits, symbols))
+            loss_sum, plain_sum = loss_sum + loss * len(out), plain_sum + plain * len(out)
+            errors += int(self.hard_bits(out).ne(bits.bool()).sum())
+        k = self.cfg.modulation.num_bits_per_symbol
+        return {
+            "val_loss": loss_sum / n,
+            "val_loss_plain": plain_sum / n,
+            "val_ber": errors / (n * k),
+        }
 
     def step(self) -> dict:
-        """Train one epoch, validate, step the scheduler; the row for this epoch."""
+        """Train one epoch, validate, step the scheduler; the row for this epoch.
+
+        Early stopping and ``plateau`` follow ``val_loss``, the training objective (with label
+        smoothing when it is on); ``val_loss_plain`` is recorded beside it for comparisons.
+        """
         row = self.train_epoch()
-        val_loss, val_ber = self.validate()
+        val = self.validate()
+        val_loss = val["val_loss"]
         self.epoch += 1
-        row = {"epoch": self.epoch, **row, "val_loss": val_loss, "val_ber": val_ber}
+        row = {"epoch": self.epoch, **row, **val}
         if math.isfinite(row["train_loss"]) and math.isfinite(val_loss):
             self.stopped_early = self.stopper.update(self.epoch, val_loss, self.model)
             self.schedule.after_epoch(val_loss)
@@ -246,12 +264,6 @@ def build_optimizer(cfg: TrialConfig, groups: list[dict]) -> torch.optim.Optimiz
     return cls(groups, lr=opt.lr)
 
 
-def shared_eval_set(k: int, ebno_db: float, n: int, device="cpu") -> Batch:
-    """The evaluation set every trial predicts on, for the bias-variance decomposition."""
-    gen = seeded_generator(BIASVAR_SEED, f"biasvar:{ebno_db:g}", device)
-    return transmit(n, k, float(ebno_db), gen, device)
-
-
 def run_trial(
     config: dict,
     on_epoch: Callable[[dict, Trainer], None] | None = None,
@@ -288,19 +300,13 @@ def finish(trainer: Trainer, status: str, started: datetime) -> TrialOutcome:
     cfg, k = trainer.cfg, trainer.cfg.modulation.num_bits_per_symbol
     ber, predictions = [], {}
     if status == "completed":
-        test_gen = seeded_generator(cfg.seed, "test", trainer.device)
+        ev = cfg.eval
         ber = evaluate_ber(
-            trainer.detect,
-            k,
-            cfg.eval.ebno_db,
-            cfg.eval.min_errors,
-            cfg.eval.max_bits,
-            test_gen,
-            trainer.device,
+            trainer.detect, k, ev.ebno_db, ev.min_errors, ev.max_bits, cfg.seed, trainer.device
         )
-        for e in cfg.eval.ebno_db:
-            batch = shared_eval_set(k, e, cfg.eval.biasvar_symbols, trainer.device)
-            predictions[float(e)] = trainer.probabilities(batch).cpu().numpy()
+        predictions = predict_shared(
+            trainer.probabilities, k, ev.ebno_db, ev.biasvar_symbols, trainer.device
+        )
     return TrialOutcome(
         status, trainer.rows, ber, summarize(trainer, status, started, ber), predictions
     )
@@ -310,7 +316,7 @@ def summarize(trainer: Trainer, status: str, started: datetime, ber: list[dict])
     rows, cfg = trainer.rows, trainer.cfg
     finite = [r for r in rows if math.isfinite(r["val_loss"])]
     best = min(finite, key=lambda r: r["val_loss"]) if finite else None
-    ratios = [p["ber"] / p["ber_map"] for p in ber if p["ber_map"] > 0]
+    ratio, no_map_errors = trial_ratio_to_map(ber)
     finished = datetime.now(timezone.utc)
     trained = cfg.train.symbols * len(rows)
     return {
@@ -320,7 +326,8 @@ def summarize(trainer: Trainer, status: str, started: datetime, ber: list[dict])
         "stopped_early": trainer.stopped_early,
         "val_loss_best": best["val_loss"] if best else None,
         "val_ber_best": best["val_ber"] if best else None,
-        "ber_ratio_map": float(np.mean(ratios)) if ratios else None,
+        "ber_ratio_map": ratio,  # metrics.trial_ratio_to_map: every point, continuity-corrected
+        "points_no_map_errors": no_map_errors,
         "started_at": started.isoformat(),
         "finished_at": finished.isoformat(),
         "wall_s": (finished - started).total_seconds(),

@@ -85,7 +85,9 @@ def load_state() -> dict | None:
         return None
     with checkpoint.as_directory() as directory:
         path = Path(directory) / STATE_FILE
-        return torch.load(path, weights_only=True) if path.exists() else None
+        # map_location: a state written on a CUDA node must load on a CPU node (the trainer
+        # copies the tensors to its own device).
+        return torch.load(path, weights_only=True, map_location="cpu") if path.exists() else None
 
 
 def where_am_i() -> dict:
