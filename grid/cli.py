@@ -186,7 +186,8 @@ def cmd_trial(args) -> int:
             f"{p['ebno_db']:8.1f} {p['bits']:10d} {p['ber']:10.3e} {p['ber_map']:10.3e}"
             f" {ratio:6.3f} {p['mcnemar_p']:9.2g}"
         )
-    print(f"mean ber/ber_map: {outcome.summary['ber_ratio_map']}; records in {args.out}")
+    ratio, zero = outcome.summary["ber_ratio_map"], outcome.summary["points_no_map_errors"]
+    print(f"ber_ratio_map: {ratio} ({zero} points without MAP errors); records in {args.out}")
     return 0 if outcome.status == "completed" else 1
 
 
