@@ -99,12 +99,12 @@ def test_each_point_has_its_own_stream_whatever_came_before():
     ]
     at_6 = []
     for detect, points in runs:
-        rows = {r["ebno_db"]: r for r in evaluate_ber(detect, 4, points, never, 300_000, seed=5)}
+        rows = {r["ebno_db"]: r for r in evaluate_ber(detect, 4, points, never, 120_000, seed=5)}
         at_6.append(rows[6.0])
-    assert {r["bits"] for r in at_6} == {300_000}
+    assert {r["bits"] for r in at_6} == {120_000}
     assert len({r["errors_map"] for r in at_6}) == 1 and at_6[0]["errors_map"] > 1000
     assert len({r["errors"] for r in at_6}) == 3  # three different detectors on them
-    (other,) = evaluate_ber(_map_detector(4), 4, [6.0], never, 300_000, seed=6)
+    (other,) = evaluate_ber(_map_detector(4), 4, [6.0], never, 120_000, seed=6)
     assert other["errors_map"] != at_6[0]["errors_map"]  # another seed, other samples
 
 
