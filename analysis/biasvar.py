@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from analysis import collect
+from analysis.collect import axis_columns  # tables -> statistics, one way
 from trainables.reference import posterior
 from trainables.trial import shared_eval_set
 
@@ -89,12 +89,6 @@ def exact_posterior(k: int, ebno_db: float, n: int) -> np.ndarray:
     eta = posterior(batch.y, batch.no, k).to(torch.float64).numpy()
     eta.setflags(write=False)  # shared by every caller through the cache
     return eta
-
-
-def axis_columns(trials: pd.DataFrame) -> list[str]:
-    """The axis columns of a trials table (everything that is not id, status, seed or summary)."""
-    fixed = {"trial_id", "status", "seed", "config_json", *collect.SUMMARY_COLUMNS}
-    return [c for c in trials.columns if c not in fixed]
 
 
 def replicate_groups(trials: pd.DataFrame) -> pd.DataFrame:
