@@ -14,10 +14,10 @@ import yaml
 
 from analysis.collect import Run
 from analysis.derive import Statistics
-from analysis.stats import VERDICT
+from analysis.stats import NO_MAP_ERRORS, VERDICT
 
-RANKING_COLUMNS = ["rank", "setting", "seeds", "ber_ratio_map", "ci_low", "ci_high"]
-RANKING_COLUMNS += ["interval", VERDICT]
+RANKING_COLUMNS = ["rank", "setting", "seeds", NO_MAP_ERRORS, "ber_ratio_map", "ci_low"]
+RANKING_COLUMNS += ["ci_high", "interval", VERDICT]  # NO_MAP_ERRORS: where the trials have it
 
 
 @dataclass

@@ -28,6 +28,7 @@ from statsmodels.stats.multitest import multipletests
 ALPHA = 0.05  # family-wise error rate of each family of tests
 CONFIDENCE = 0.95  # of every interval
 VERDICT = "vs MAP (McNemar, Holm, α=0.05)"
+NO_MAP_ERRORS = "points_no_map_errors"  # trials column: test points where MAP made no errors
 
 
 def holm(pvalues) -> np.ndarray:
@@ -138,6 +139,8 @@ def ranking(trials: pd.DataFrame, ber: pd.DataFrame, axes: list[str]) -> pd.Data
         points = ber[ber["trial_id"].isin(members["trial_id"])]
         first = members.iloc[0]
         row = {"setting": label(first, keys), **{k: first[k] for k in keys}}
+        if NO_MAP_ERRORS in members:  # the ratio could not use these points (issue 11's count)
+            row[NO_MAP_ERRORS] = int(pd.to_numeric(members[NO_MAP_ERRORS]).fillna(0).sum())
         rows.append({**row, **setting_row(members, points)})
     table = pd.DataFrame(rows).sort_values("ber_ratio_map", kind="stable").reset_index(drop=True)
     table.insert(0, "rank", np.arange(1, len(table) + 1))

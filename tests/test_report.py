@@ -128,6 +128,17 @@ def test_failed_trial_is_listed(run_folder, tmp_path):  # noqa: F811
     assert "15 completed" in page and "1 failed" in page
 
 
+def test_points_without_map_errors_are_shown_when_recorded(run_folder, tmp_path):  # noqa: F811
+    run = copy_run(run_folder, tmp_path)
+    trials = pd.read_parquet(run / "trials.parquet")
+    trials["points_no_map_errors"] = [1, 0] * (len(trials) // 2)  # one per setting (2 seeds)
+    trials.to_parquet(run / "trials.parquet")
+    page = write_report([run]).read_text()
+    ranking = page[page.index('id="ranking"') :]
+    assert "<th>points_no_map_errors</th>" in ranking
+    assert table_rows(page, "ranking")[0][3] == "1"
+
+
 def test_truncated_parquet_is_a_report_error_naming_it(run_folder, tmp_path):  # noqa: F811
     run = copy_run(run_folder, tmp_path)
     data = (run / "ber.parquet").read_bytes()
