@@ -54,7 +54,7 @@ def qualifier(axis: str, given: str, best: pd.DataFrame) -> str:
     where = ", ".join(
         f"{b} at {given} = {g}" for g, b in zip(mine["given_level"], mine["best_level"])
     )
-    return f"the best level depends on {given}: {where}"
+    return f"the level with the lowest mean ratio depends on {given}: {where}"
 
 
 def axis_sentence(

@@ -42,8 +42,10 @@ def holm(pvalues) -> np.ndarray:
 
 
 def mean_interval(values: np.ndarray) -> tuple[float, float, float]:
-    """Mean and 95 % Student-t interval (NaN bounds for fewer than two values)."""
+    """Mean and 95 % Student-t interval (NaN bounds below two values; all NaN for none)."""
     values = np.asarray(values, float)
+    if len(values) == 0:
+        return np.nan, np.nan, np.nan
     mean = float(values.mean())
     if len(values) < 2:
         return mean, np.nan, np.nan
