@@ -66,19 +66,22 @@ def confirmation_table(
     table = left.merge(right, on="setting").sort_values("screening_rank").reset_index(drop=True)
     if table.empty:
         return pd.DataFrame(columns=COLUMNS)
+    return against_winner(table, trials, axes)[COLUMNS]
+
+
+def against_winner(table: pd.DataFrame, trials: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
+    """Each setting against the screening winner (first row), paired over the fresh seeds."""
     winner = table["setting"].iloc[0]
+    same = {"delta": 0.0, "delta_ci_low": np.nan, "delta_ci_high": np.nan, "p": np.nan}
     rows = [
-        compare_settings(trials, winner, s, axes)
-        if s != winner
-        else {"delta": 0.0, "delta_ci_low": np.nan, "delta_ci_high": np.nan, "p": np.nan}
-        for s in table["setting"]
+        compare_settings(trials, winner, s, axes) if s != winner else same for s in table["setting"]
     ]
-    table["delta_vs_winner"] = [r["delta"] for r in rows]
-    table["delta_ci_low"] = [r["delta_ci_low"] for r in rows]
-    table["delta_ci_high"] = [r["delta_ci_high"] for r in rows]
-    table["p_adj"] = holm([r["p"] for r in rows])
-    table["significant"] = table["p_adj"] < ALPHA
-    return table[COLUMNS]
+    return table.assign(
+        delta_vs_winner=[r["delta"] for r in rows],
+        delta_ci_low=[r["delta_ci_low"] for r in rows],
+        delta_ci_high=[r["delta_ci_high"] for r in rows],
+        p_adj=holm([r["p"] for r in rows]),
+    ).assign(significant=lambda t: t["p_adj"] < ALPHA)
 
 
 def verdict(table: pd.DataFrame) -> dict | None:

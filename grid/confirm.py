@@ -46,6 +46,28 @@ def top_settings(parent: Path, top: int) -> tuple[list[dict], list]:
     return chosen, sorted(int(s) for s in run.trials["seed"].dropna().unique())
 
 
+def narrowed_axes(spec: Spec, chosen: list[dict]) -> dict[str, list[tuple]]:
+    """Each non-seed axis with only the values the chosen settings use: ``(raw, display)``."""
+    options, axes = axis_options(spec), {}
+    for axis in chosen[0]:
+        shown = {str(c[axis]) for c in chosen}
+        axes[axis] = [(raw, disp) for raw, disp in options[axis] if str(disp) in shown]
+    return axes
+
+
+def exclude_rules(axes: dict[str, list[tuple]], wanted: set[tuple], top: int) -> list[dict]:
+    """Rules that drop every crossed combination of ``axes`` whose display values are not
+    ``wanted``."""
+    combos = list(itertools.product(*axes.values()))
+    if len(combos) - len(wanted) > MAX_EXCLUDE_RULES:
+        raise SpecError("--top", f"{top} settings differ in too many axes to confirm together")
+    return [
+        {a: exact(a, raw) for a, (raw, _) in zip(axes, combo)}
+        for combo in combos
+        if tuple(str(disp) for _, disp in combo) not in wanted
+    ]
+
+
 def confirm_spec(parent: Path, top: int, seeds: int) -> tuple[Spec, list[TrialSpec], dict]:
     """The confirmation spec, its trials and what ``run.json`` records about the parent.
 
@@ -61,20 +83,9 @@ def confirm_spec(parent: Path, top: int, seeds: int) -> tuple[Spec, list[TrialSp
     spec = load_spec(str(parent / "spec.yaml"), allow_large=True)
     chosen, used = top_settings(parent, top)
     fresh = list(range(max(used, default=-1) + 1, max(used, default=-1) + 1 + seeds))
-    options = axis_options(spec)
-    axes = {}
-    for axis in chosen[0]:
-        shown = {str(c[axis]) for c in chosen}
-        axes[axis] = [(raw, disp) for raw, disp in options[axis] if str(disp) in shown]
+    axes = narrowed_axes(spec, chosen)
     wanted = {tuple(str(c[a]) for a in axes) for c in chosen}
-    combos = list(itertools.product(*axes.values()))
-    if len(combos) - len(wanted) > MAX_EXCLUDE_RULES:
-        raise SpecError("--top", f"{top} settings differ in too many axes to confirm together")
-    exclude = [
-        {a: exact(a, raw) for a, (raw, _) in zip(axes, combo)}
-        for combo in combos
-        if tuple(str(disp) for _, disp in combo) not in wanted
-    ]
+    exclude = exclude_rules(axes, wanted, top)
     plain = yaml.safe_load((parent / "spec.yaml").read_text())
     plain.update(
         name=f"{spec.name}-confirm",
