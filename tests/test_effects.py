@@ -190,3 +190,23 @@ def test_no_interaction_when_the_effects_add():
     assert not table["significant"].any()
     main = effects.effects_table(frame, ["a", "b", "seed"])
     assert main.set_index(["axis", "level"]).loc[("a", "2"), "significant"]
+
+
+def test_confirm_command_runs_the_narrowed_trials_linked_to_the_parent(grid_run, monkeypatch):
+    """The CLI hands run_grid the top settings on fresh seeds and the parent link (Ray itself
+    is exercised by tests/test_run.py; the README's confirm run is the end-to-end check)."""
+    import grid.run
+    from grid.cli import main
+
+    seen = {}
+
+    def fake_run_grid(spec, trials, out, **kwargs):
+        seen.update(spec=spec, trials=trials, out=out, **kwargs)
+        return 0
+
+    monkeypatch.setattr(grid.run, "run_grid", fake_run_grid)
+    assert main(["confirm", str(grid_run), "--top", "2", "--seeds", "3", "--no-report"]) == 0
+    assert seen["out"] == grid_run.parent / f"{grid_run.name}-confirm"
+    assert seen["extra"]["parent"] == str(grid_run.resolve())
+    assert seen["spec"].name == "effects-confirm" and len(seen["trials"]) == 6
+    assert {t.axes["seed"] for t in seen["trials"]} == {3, 4, 5}

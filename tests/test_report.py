@@ -12,6 +12,7 @@ import pytest
 from runfolder import run_folder  # noqa: F401  (session fixture)
 from scipy import stats
 
+from analysis.collect import load_run, stale
 from analysis.report import ReportError, write_report
 from trainables.records import write_json
 
@@ -137,6 +138,17 @@ def test_points_without_map_errors_are_shown_when_recorded(run_folder, tmp_path)
     ranking = page[page.index('id="ranking"') :]
     assert "<th>points_no_map_errors</th>" in ranking
     assert table_rows(page, "ranking")[0][3] == "1"
+
+
+def test_tables_are_stale_when_a_record_is_newer_or_the_trials_differ(run_folder, tmp_path):  # noqa: F811
+    run = copy_run(run_folder, tmp_path)
+    assert not stale(run)
+    record = run / "trials" / "t0003" / "trial.json"
+    record.write_text(record.read_text())  # rewritten after the tables were built
+    assert stale(run)
+    assert load_run(run).rebuilt and not stale(run)  # the loader rebuilt and wrote them
+    shutil.rmtree(run / "trials" / "t0004")  # a trial the tables still list
+    assert stale(run)
 
 
 def test_truncated_parquet_is_a_report_error_naming_it(run_folder, tmp_path):  # noqa: F811
