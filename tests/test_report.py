@@ -96,9 +96,15 @@ def test_summary_states_the_verdict_that_the_seeds_support(report, run_folder): 
         assert "2 seeds cannot separate it from the runner-up" in summary
 
 
-def test_default_out_is_dir_report(run_folder, tmp_path):  # noqa: F811
+def test_default_out_and_points_without_map_errors(run_folder, tmp_path):  # noqa: F811
     run = copy_run(run_folder, tmp_path)
+    trials = pd.read_parquet(run / "trials.parquet")
+    trials["points_no_map_errors"] = [1, 0] * (len(trials) // 2)  # one per setting (2 seeds)
+    trials.to_parquet(run / "trials.parquet")
     assert write_report([run]) == run / "report" / "index.html"
+    page = (run / "report" / "index.html").read_text()
+    assert "<th>points_no_map_errors</th>" in page[page.index('id="ranking"') :]
+    assert table_rows(page, "ranking")[0][3] == "1"
 
 
 def test_partial_run_says_what_is_missing(run_folder, tmp_path):  # noqa: F811
@@ -127,17 +133,6 @@ def test_failed_trial_is_listed(run_folder, tmp_path):  # noqa: F811
     page = write_report([run]).read_text()
     assert "RuntimeError: &lt;boom&gt; &amp; bust" in page  # listed, and escaped
     assert "15 completed" in page and "1 failed" in page
-
-
-def test_points_without_map_errors_are_shown_when_recorded(run_folder, tmp_path):  # noqa: F811
-    run = copy_run(run_folder, tmp_path)
-    trials = pd.read_parquet(run / "trials.parquet")
-    trials["points_no_map_errors"] = [1, 0] * (len(trials) // 2)  # one per setting (2 seeds)
-    trials.to_parquet(run / "trials.parquet")
-    page = write_report([run]).read_text()
-    ranking = page[page.index('id="ranking"') :]
-    assert "<th>points_no_map_errors</th>" in ranking
-    assert table_rows(page, "ranking")[0][3] == "1"
 
 
 def test_tables_are_stale_when_a_record_is_newer_or_the_trials_differ(run_folder, tmp_path):  # noqa: F811
