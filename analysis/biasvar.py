@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis import collect
+from analysis.collect import axis_columns  # tables -> statistics, one way
 
 SQUARED = ["expected_loss", "noise", "bias2", "variance"]
 ZERO_ONE = ["loss01", "noise01", "bias01", "var01", "net_var01"]
@@ -101,10 +101,6 @@ def decompose_zero_one(eta: np.ndarray, p: np.ndarray) -> dict[str, float]:
     }
 
 
-def axis_columns(trials: pd.DataFrame) -> list[str]:
-    """The axis columns of a trials table (everything that is not id, status, seed or summary)."""
-    fixed = {"trial_id", "status", "seed", "config_json", *collect.SUMMARY_COLUMNS}
-    return [c for c in trials.columns if c not in fixed]
 
 
 def replicate_groups(trials: pd.DataFrame) -> pd.DataFrame:

@@ -1,22 +1,24 @@
-"""Trial record folders -> the run's tidy Parquet tables.
+"""Trial record folders -> the run's tidy Parquet tables, and the one loader of a run folder.
 
 Reads ``DIR/trials/<trial_id>/`` (written by ``trainables.records``) and ``DIR/run.json``; writes
-``DIR/trials.parquet``, ``DIR/epochs.parquet``, ``DIR/ber.parquet`` and
-``DIR/bias_variance.parquet`` (``analysis.biasvar``). Never reads Ray's files.
+``DIR/trials.parquet``, ``DIR/epochs.parquet`` and ``DIR/ber.parquet``. Never reads Ray's files.
+This is the bottom of ``analysis/``: tables (here) -> statistics (``stats``, ``effects``,
+``biasvar``, ``confirmation``, ``derive``) -> figures (``plots``, ``effect_plots``) -> pages
+(``render``, ``report``). Nothing here imports a module above it.
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 
-from analysis import biasvar  # module import: biasvar reads SUMMARY_COLUMNS from here
 from trainables.records import BER_COLUMNS, EPOCH_COLUMNS, write_parquet
 
 SUMMARY_COLUMNS = [
@@ -102,13 +104,16 @@ def git_commit() -> str | None:
     return result.stdout.strip() or None if result.returncode == 0 else None
 
 
-def build_tables(out: Path) -> Tables:
-    """Collect every trial folder of a run into the three tables and write them."""
+def build_tables(out: Path, read=pd.read_parquet) -> Tables:
+    """Collect every trial folder of a run into the three tables and write them.
+
+    ``read`` reads one trial's Parquet file (:func:`read_table` names a damaged one).
+    """
     out = Path(out)
     tables = Tables(
         trials_frame(read_trials(out)),
-        read_parquets(out, "epochs.parquet", EPOCH_COLUMNS),
-        read_parquets(out, "ber.parquet", BER_COLUMNS),
+        read_parquets(out, "epochs.parquet", EPOCH_COLUMNS, read),
+        read_parquets(out, "ber.parquet", BER_COLUMNS, read),
     )
     meta = table_metadata(out)
     if tables.trials.empty:
@@ -116,6 +121,122 @@ def build_tables(out: Path) -> Tables:
     write_parquet(tables.trials, out / "trials.parquet", meta)
     write_parquet(tables.epochs, out / "epochs.parquet", meta)
     write_parquet(tables.ber, out / "ber.parquet", meta)
-    # After trials.parquet: the table reads it and only the replicated trials' predictions.
-    write_parquet(biasvar.bias_variance_table(out), out / "bias_variance.parquet", meta)
     return tables
+
+
+class ReportError(RuntimeError):
+    """A run folder the analysis cannot read (one line; exit code 2 from the CLI)."""
+
+
+@dataclass
+class Run:
+    """A run folder as the analysis sees it: run.json, the spec text and the tables."""
+
+    path: Path
+    info: dict
+    spec_text: str
+    tables: Tables
+    unfinished: list[str] = field(default_factory=list)  # trial folders without trial.json
+    rebuilt: bool = False  # the tables were (re)built from the trial folders just now
+
+    @property
+    def name(self) -> str:
+        return str(self.info.get("name") or self.path.name)
+
+    @property
+    def trials(self) -> pd.DataFrame:
+        return self.tables.trials
+
+    @property
+    def epochs(self) -> pd.DataFrame:
+        return self.tables.epochs
+
+    @property
+    def ber(self) -> pd.DataFrame:
+        return self.tables.ber
+
+    @property
+    def axes(self) -> list[str]:
+        written = self.info.get("axes") or axis_columns(self.trials)
+        return [a for a in written if a in self.trials]
+
+
+def axis_columns(trials: pd.DataFrame) -> list[str]:
+    """The axis columns of a trials table (everything that is not id, status, seed or summary)."""
+    fixed = {"trial_id", "status", "seed", "config_json", *SUMMARY_COLUMNS}
+    return [c for c in trials.columns if c not in fixed]
+
+
+def one_line(err: BaseException) -> str:
+    """The first line of an error's text (at most 300 characters)."""
+    lines = str(err).strip().splitlines()
+    return lines[0][:300] if lines else type(err).__name__
+
+
+def read_table(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """A Parquet file (empty with ``columns`` when absent), or a ReportError naming it."""
+    if not path.exists():
+        return pd.DataFrame(columns=columns or [])
+    try:
+        return pd.read_parquet(path)
+    except (pa.ArrowException, OSError, ValueError) as err:
+        raise ReportError(f"{path}: unreadable Parquet file ({one_line(err)})") from err
+
+
+def read_json(path: Path) -> dict:
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise ReportError(f"{path}: unreadable JSON ({one_line(err)})") from err
+
+
+TABLES = ("trials", "epochs", "ber")
+
+
+def stale(out: Path) -> bool:
+    """Whether the tables must be rebuilt: one is missing, or a trial record is newer than them,
+    or the trial folders hold other trials than ``trials.parquet``."""
+    tables = [out / f"{name}.parquet" for name in TABLES]
+    records = list((out / "trials").glob("*/trial.json"))
+    if not records:
+        return False  # nothing to build from: read whatever tables there are
+    if not all(t.exists() for t in tables):
+        return True
+    built = min(t.stat().st_mtime_ns for t in tables)
+    if any(r.stat().st_mtime_ns > built for r in records):
+        return True
+    recorded = set(read_table(out / "trials.parquet").get("trial_id", []))
+    return recorded != {r.parent.name for r in records}
+
+
+def load_run(path: Path) -> Run:
+    """Read a run folder: its tables, rebuilt by :func:`build_tables` first when stale.
+
+    Raises :class:`ReportError` (one line) for a folder that is not there, holds no trials, or
+    has an unreadable table or JSON file.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise ReportError(f"{path}: no such run folder")
+    info = read_json(path / "run.json")
+    rebuilt = stale(path)
+    if rebuilt:  # an interrupted run, tables not built yet, one of them lost, or records changed
+        for record in sorted((path / "trials").glob("*/trial.json")):
+            read_json(record)  # a damaged record is a one-line error, not a traceback
+        tables = build_tables(path, read=read_table)
+    else:
+        tables = Tables(
+            read_table(path / "trials.parquet"),
+            read_table(path / "epochs.parquet", EPOCH_COLUMNS),
+            read_table(path / "ber.parquet", BER_COLUMNS),
+        )
+    if tables.trials.empty:
+        raise ReportError(f"{path}: no trials (no trials.parquet rows and no trials/*/trial.json)")
+    spec = path / "spec.yaml"
+    unfinished = sorted(
+        p.name for p in (path / "trials").glob("*") if not (p / "trial.json").exists()
+    )
+    text = spec.read_text() if spec.exists() else ""
+    return Run(path, info, text, tables, unfinished, rebuilt)

@@ -20,19 +20,13 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.ticker import MaxNLocator, NullFormatter  # noqa: E402
 
+from analysis.effects import log_ratios, ordered  # noqa: E402
+
 NUISANCE = ("seed", "optimizer.lr")  # tuned away: scientific axes are the others
 EBNO_LABEL = "Eb/N0 (dB)"
 RATIO_LABEL = "BER / BER of bitwise MAP"
 DPI = 110
 COLUMNS = 4  # panels per row before wrapping
-
-
-def ordered(values) -> list:
-    """Distinct axis values, numbers ascending, otherwise as strings in sorted order."""
-    values = list(dict.fromkeys(v for v in values if v is not None))
-    if all(isinstance(v, (int, float, np.number)) for v in values):
-        return sorted(values)
-    return sorted(values, key=str)
 
 
 def scientific_axes(axes: list[str]) -> list[str]:
@@ -113,15 +107,19 @@ def setting_scores(trials: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
     return done.groupby(keys, dropna=False)["ber_ratio_map"].mean().reset_index()
 
 
-def gap_heatmap(trials: pd.DataFrame, axes: list[str], rows: str, cols: str, path: Path):
-    """Heatmap of the mean paired BER ratio to MAP, ``rows`` x ``cols``, best over other axes."""
-    if rows not in axes or cols not in axes or rows == cols:
+def gap_heatmap(
+    trials: pd.DataFrame, rows: str, cols: str, path: Path, interaction: dict | None = None
+) -> Path | None:
+    """Heatmap of the geometric-mean BER ratio to MAP, ``rows`` x ``cols``, averaged over the
+    other axes and seeds; ``interaction`` (a row of ``effects.interactions_table``) titles it
+    with the F-test of the ``rows`` x ``cols`` interaction."""
+    done = log_ratios(trials)
+    if rows not in done or cols not in done or rows == cols:
         return None
-    scores = setting_scores(trials, axes)
-    if scores.empty or scores[rows].nunique() * scores[cols].nunique() < 2:
+    if done[rows].nunique() * done[cols].nunique() < 2:
         return None
-    grid = scores.groupby([rows, cols])["ber_ratio_map"].min().unstack(cols)
-    grid = grid.reindex(index=ordered(scores[rows]), columns=ordered(scores[cols]))
+    grid = np.exp(done.groupby([rows, cols])["y"].mean()).unstack(cols)
+    grid = grid.reindex(index=ordered(done[rows]), columns=ordered(done[cols]))
     sns.set_theme(style="white", context="notebook")
     fig, ax = plt.subplots(figsize=(1.4 * grid.shape[1] + 2.5, 0.6 * grid.shape[0] + 1.8))
     sns.heatmap(
@@ -132,21 +130,18 @@ def gap_heatmap(trials: pd.DataFrame, axes: list[str], rows: str, cols: str, pat
         ax=ax,
         cbar_kws={"label": RATIO_LABEL + " (1 = optimal)"},
     )
-    ax.set_title(f"Gap to optimal: {rows} x {cols}\n(mean over seeds, best over other axes)")
+    test = ""
+    if interaction is not None:
+        word = "significant" if interaction["significant"] else "not significant"
+        test = (
+            f"\ninteraction {word}: F = {interaction['F']:.2f}, p_adj = {interaction['p_adj']:.2g}"
+        )
+    ax.set_title(
+        f"Gap to optimal: {rows} x {cols}\n(geometric mean over other axes and seeds){test}"
+    )
     ax.set_xlabel(cols)
     ax.set_ylabel(rows)
     return save(fig, path)
-
-
-def best_per_value(trials: pd.DataFrame, axis: str | None) -> pd.DataFrame:
-    """The best completed trial for each value of ``axis`` (one row, labelled 'all', if None)."""
-    done = completed(trials)
-    if done.empty:
-        return done
-    if axis is None or axis not in done:
-        return done.loc[[done["ber_ratio_map"].idxmin()]].assign(_value="all trials")
-    rows = done.loc[done.groupby(axis)["ber_ratio_map"].idxmin()]
-    return rows.assign(_value=rows[axis].astype(str))
 
 
 FACET_BY_SIZE = "train.symbols"  # overfitting depends first on how small the training set is

@@ -1,191 +1,119 @@
 """The comparison report: ``index.html`` (self-contained), ``summary.md`` and the PNG figures.
 
-``write_report([DIR, ...], out)`` reads each run folder's Parquet tables (or, when they are
-missing or stale, its trial folders), ranks the settings (``analysis.stats``), draws the figures
-(``analysis.plots``) and writes them to ``out`` (default ``DIR/report`` for one run). It works on
-partial runs and says what is missing; an empty or unreadable run is a one-line
-:class:`ReportError`.
+``write_report([DIR, ...], out)`` is the top of ``analysis/``: it loads each run
+(``collect.load_run``, which rebuilds stale tables), computes its statistics (``derive.analyze``,
+which writes ``effects.parquet``, ``interactions.parquet`` and ``bias_variance.parquet``),
+draws the figures (``plots``, ``effect_plots``) and renders the pages (``render``) into ``out``
+(default ``DIR/report`` for one run). It works on partial runs and says what is missing; an
+empty or unreadable run is a one-line :class:`ReportError`.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
 
-from analysis import biasvar, collect, plots, render, stats
-from trainables.records import BER_COLUMNS, EPOCH_COLUMNS
+from analysis import compare, effect_plots, findings, plots, render
+from analysis.collect import ReportError, Run, load_run
+from analysis.derive import Statistics, analyze
+from analysis.sections import Compared, Section
 
-GAP_PAIRS = [("scheduler", "loss"), ("loss", "regularization")]  # the issue's heatmaps
+__all__ = ["ReportError", "write_report"]
 
-
-class ReportError(RuntimeError):
-    """A run the report cannot read (one line, exit code 2 from the CLI)."""
-
-
-@dataclass
-class Run:
-    path: Path
-    info: dict
-    spec_text: str
-    trials: pd.DataFrame
-    epochs: pd.DataFrame
-    ber: pd.DataFrame
-    biasvar: pd.DataFrame
-    unfinished: list[str] = field(default_factory=list)  # trial folders without trial.json
-
-    @property
-    def name(self) -> str:
-        return str(self.info.get("name") or self.path.name)
-
-    @property
-    def axes(self) -> list[str]:
-        return [
-            a
-            for a in self.info.get("axes") or biasvar.axis_columns(self.trials)
-            if a in self.trials
-        ]
+GAP_PAIRS = [("scheduler", "loss"), ("loss", "regularization")]  # the lecture's heatmaps
 
 
-def read_table(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
-    """A Parquet file, or a ReportError naming it when it is unreadable."""
-    if not path.exists():
-        return pd.DataFrame(columns=columns or [])
-    try:
-        return pd.read_parquet(path)
-    except (pa.ArrowException, OSError, ValueError) as err:
-        raise ReportError(f"{path}: unreadable Parquet file ({one_line(err)})") from err
+def safe(name: str) -> str:
+    return str(name).replace(".", "_").replace("/", "_")
 
 
-def one_line(err: BaseException) -> str:
-    lines = str(err).strip().splitlines()
-    return lines[0][:300] if lines else type(err).__name__
-
-
-def load_run(path: Path) -> Run:
-    """Read a run folder; prefer its tables, re-collect from trial folders when they are stale."""
-    path = Path(path)
-    if not path.is_dir():
-        raise ReportError(f"{path}: no such run folder")
-    info = read_json(path / "run.json")
-    records = [read_json(p) for p in sorted((path / "trials").glob("*/trial.json"))]
-    trials = read_table(path / "trials.parquet")
-    tables = [path / f"{name}.parquet" for name in ("trials", "epochs", "ber")]
-    stale = len(records) != len(trials) or not all(t.exists() for t in tables)
-    if records and stale:  # an interrupted run, tables not built yet, or one of them lost
-        trials = collect.trials_frame(records)
-        epochs = collect.read_parquets(path, "epochs.parquet", EPOCH_COLUMNS, read_table)
-        ber = collect.read_parquets(path, "ber.parquet", BER_COLUMNS, read_table)
-        table = biasvar.bias_variance_table(
-            trials, biasvar.read_predictions(path, trials["trial_id"])
-        )
-    else:
-        epochs = read_table(path / "epochs.parquet", EPOCH_COLUMNS)
-        ber = read_table(path / "ber.parquet", BER_COLUMNS)
-        table = read_table(path / "bias_variance.parquet")
-    if trials.empty:
-        raise ReportError(f"{path}: no trials (no trials.parquet rows and no trials/*/trial.json)")
-    spec = path / "spec.yaml"
-    unfinished = sorted(
-        p.name for p in (path / "trials").glob("*") if not (p / "trial.json").exists()
-    )
-    return Run(
-        path,
-        info,
-        spec.read_text() if spec.exists() else "",
-        trials,
-        epochs,
-        ber,
-        table,
-        unfinished,
-    )
-
-
-def read_json(path: Path) -> dict:
-    if not path.exists():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise ReportError(f"{path}: unreadable JSON ({one_line(err)})") from err
-
-
-def make_figures(run: Run, out: Path, prefix: str = "") -> list[tuple[str, Path]]:
-    """Every figure the run's data supports: (title, PNG path)."""
-    axes, sci = run.axes, plots.scientific_axes(run.axes)
-    f = lambda name: out / f"{prefix}{name}.png"  # noqa: E731
-    reg = "regularization" if "regularization" in axes else None
-    pairs = [p for p in GAP_PAIRS if set(p) <= set(axes)]
-    if not pairs and len(sci) >= 2:  # neither pair was varied: the first two scientific axes
+def interaction_pairs(run: Run, result: Statistics) -> list[tuple[str, str, dict | None]]:
+    """The heatmaps: every significant interaction, the lecture's pairs, else the first two
+    scientific axes; each with its interaction test when one was made."""
+    tests = {(r["axis_a"], r["axis_b"]): r for r in result.interactions.to_dict("records")}
+    hits = [pair for pair, r in tests.items() if r["significant"]]
+    sci = plots.scientific_axes(run.axes)
+    pairs = hits + [p for p in GAP_PAIRS if set(p) <= set(run.axes) and p not in hits]
+    if not pairs and len(sci) >= 2:
         pairs = [(sci[0], sci[1])]
-    safe = lambda a: a.replace(".", "_")  # noqa: E731
-    made = [
-        (f"BER vs Eb/N0 by {a}", plots.ber_vs_ebno(run.trials, run.ber, a, f(f"ber_{safe(a)}")))
-        for a in sci
-    ]
-    made += [
-        (
-            f"Gap to optimal: {r} x {c}",
-            plots.gap_heatmap(run.trials, axes, r, c, f(f"gap_{safe(r)}_{safe(c)}")),
-        )
-        for r, c in pairs
-    ]
-    made += [
-        (
-            "Overfitting: training vs validation",
-            plots.overfitting_curves(run.trials, run.epochs, reg, f("overfitting")),
-        ),
-        (
-            "Generalization gap and early stopping",
-            plots.generalization_gap(run.trials, run.epochs, reg, f("gap_epochs")),
-        ),
-        (
-            "Bias-variance vs model capacity",
-            plots.bias_variance(run.biasvar, "num_params", f("biasvar_params")),
-        ),
-        (
-            "Bias-variance vs training-set size",
-            plots.bias_variance(run.biasvar, "train.symbols", f("biasvar_symbols")),
-        ),
-        ("Learning rate per epoch", plots.lr_schedules(run.trials, run.epochs, f("lr"))),
-    ]
-    return [(title, path) for title, path in made if path is not None]
+    return [(a, b, tests.get((a, b), tests.get((b, a)))) for a, b in pairs]
 
 
-@dataclass
-class Section:
-    """One run's report content, shared by the HTML and Markdown writers."""
+def statistics_figures(run: Run, result: Statistics, f) -> dict:
+    """Effects per axis, interaction heatmaps, the gap per Eb/N0 and one BER figure."""
+    axes = list(dict.fromkeys(result.effects["axis"]))
+    t, b, e = run.trials, run.ber, result.effects
+    return {
+        "effects": [
+            (f"Effect of {a}", effect_plots.effect_figure(e, a, f(f"effect_{a}"))) for a in axes
+        ],
+        "interactions": [
+            (f"Gap to optimal: {r} x {c}", plots.gap_heatmap(t, r, c, f(f"gap_{r}_{c}"), test))
+            for r, c, test in interaction_pairs(run, result)
+        ],
+        "gap": [
+            (f"BER / BER_MAP vs Eb/N0 by {a}", effect_plots.ratio_vs_ebno(t, b, a, f(f"ratio_{a}")))
+            for a in axes
+        ],
+        "ber": [
+            (f"BER vs Eb/N0 by {a}", plots.ber_vs_ebno(t, b, a, f(f"ber_{a}"))) for a in axes[:1]
+        ],
+    }
 
-    run: Run
-    ranking: pd.DataFrame
-    best: str
-    counts: dict
-    wall: str
-    missing: list[str]
-    problems: pd.DataFrame
-    figures: list[tuple[str, Path]]
+
+def training_figures(run: Run, result: Statistics, f) -> dict:
+    """Overfitting curves, generalization gap, bias-variance and learning rates."""
+    t, e, bv = run.trials, run.epochs, result.biasvar
+    reg = "regularization" if "regularization" in run.axes else None
+    over = plots.overfitting_curves(t, e, reg, f("overfitting"))
+    gap = plots.generalization_gap(t, e, reg, f("gap_epochs"))
+    params = plots.bias_variance(bv, "num_params", f("biasvar_params"))
+    symbols = plots.bias_variance(bv, "train.symbols", f("biasvar_symbols"))
+    return {
+        "overfitting": [
+            ("Overfitting: training vs validation", over),
+            ("Generalization gap and early stopping", gap),
+        ],
+        "biasvar": [
+            ("Bias-variance vs model capacity", params),
+            ("Bias-variance vs training-set size", symbols),
+        ],
+        "training": [("Learning rate per epoch", plots.lr_schedules(t, e, f("lr")))],
+    }
+
+
+def make_figures(run: Run, result: Statistics, out: Path, prefix: str = "") -> dict:
+    """Every figure the run's data supports, by report part: {part: [(title, PNG path)]}."""
+    f = lambda name: out / f"{prefix}{safe(name)}.png"  # noqa: E731
+    made = {**statistics_figures(run, result, f), **training_figures(run, result, f)}
+    return {part: [(title, p) for title, p in figs if p is not None] for part, figs in made.items()}
 
 
 def summarize(run: Run, out: Path, prefix: str) -> Section:
-    table = stats.ranking(run.trials, run.ber, run.axes)
-    best = stats.best_sentence(stats.best_vs_runner_up(run.trials, run.ber, table, run.axes), table)
-    counts = run.trials["status"].value_counts().to_dict()
+    """One run's report content: statistics, sentences, figures, what is missing."""
+    result = analyze(run)
     bad = run.trials[run.trials["status"] != "completed"]
     problems = bad[["trial_id", "status", *run.axes, "error"]].fillna("") if "error" in bad else bad
+    confirmed = None
+    if result.parent:
+        confirmed = findings.confirmation_sentence(result.verdict, result.parent)
     return Section(
-        run,
-        table,
-        best,
-        counts,
-        wall_time(run),
-        missing(run),
-        problems,
-        make_figures(run, out, prefix),
+        run=run,
+        stats=result,
+        findings=findings.axis_findings(
+            result.effects, result.interactions, result.conditional_best
+        ),
+        interactions=findings.interaction_sentence(result.interactions),
+        best=findings.ranking_sentence(result.best, result.ranking, not result.parent),
+        confirmed=confirmed,
+        counts=run.trials["status"].value_counts().to_dict(),
+        wall=wall_time(run),
+        missing=missing(run) + result.notes,
+        problems=problems,
+        figures=make_figures(run, result, out, prefix),
     )
 
 
@@ -219,6 +147,23 @@ def missing(run: Run) -> list[str]:
     return lines
 
 
+def comparison(runs: list[Run], sections: list[Section], staging: Path) -> Compared:
+    """The runs side by side: shared settings and axis levels, and the change figure."""
+    names = unique_names(runs)
+    return Compared(
+        settings=compare.settings_across(
+            {n: s.stats.ranking for n, s in zip(names, sections, strict=True)}
+        ),
+        levels=compare.levels_across(
+            {n: s.stats.effects for n, s in zip(names, sections, strict=True)}
+        ),
+        figure=plots.compare_runs(
+            {n: (r.trials, r.axes) for n, r in zip(names, runs, strict=True)},
+            staging / "compare.png",
+        ),
+    )
+
+
 def write_report(dirs: list[Path], out: Path | None = None) -> Path:
     """Write ``index.html``, ``summary.md`` and the figures for one or several runs.
 
@@ -246,11 +191,7 @@ def write_report(dirs: list[Path], out: Path | None = None) -> Path:
         staging = Path(tmp)
         prefixes = [f"run{i + 1}_" if len(runs) > 1 else "" for i in range(len(runs))]
         sections = [summarize(r, staging, p) for r, p in zip(runs, prefixes, strict=True)]
-        names = unique_names(runs)
-        compared = plots.compare_runs(
-            {n: (r.trials, r.axes) for n, r in zip(names, runs, strict=True)},
-            staging / "compare.png",
-        )
+        compared = comparison(runs, sections, staging) if len(runs) > 1 else None
         (staging / "summary.md").write_text(render.markdown(sections, compared))
         (staging / "index.html").write_text(render.html_page(sections, compared))
         for made in sorted(staging.iterdir(), key=lambda f: f.name == "index.html"):

@@ -1,4 +1,4 @@
-"""The ``symgrid`` command: run, resume, validate, presets, trial, report.
+"""The ``symgrid`` command: run, confirm, resume, validate, presets, trial, report.
 
 Bad input is one line on stderr naming the field and what is allowed, exit code 2, and nothing
 written.
@@ -32,14 +32,17 @@ def build_parser() -> Parser:
     run = sub.add_parser("run", help="run a grid (a spec file or a preset name)")
     run.add_argument("spec")
     run.add_argument("--out", type=Path, help="output folder (default: results/<name>)")
-    run.add_argument("--address", help="join a Ray cluster: auto or ray://host:10001")
-    run.add_argument("--storage", help="Ray storage URI (s3://, gs://, shared path) for clusters")
-    run.add_argument("--num-cpus", type=int, help="CPUs of the embedded local Ray")
-    run.add_argument("--num-gpus", type=int, help="GPUs (logical ones too) of the local Ray")
-    run.add_argument("--max-concurrent", type=int, help="at most this many trials at once")
     run.add_argument("--yes", action="store_true", help="allow grids over 10,000 trials")
-    run.add_argument("--no-report", action="store_true", help="skip the report at the end")
-    run.add_argument("--verbose", action="store_true", help="show Ray's own output")
+    add_ray_options(run)
+
+    confirm = sub.add_parser(
+        "confirm", help="re-run the best settings of a run on fresh seeds, as a linked run"
+    )
+    confirm.add_argument("dir", type=Path, help="the screening run folder")
+    confirm.add_argument("--top", type=positive, default=3, help="how many settings (default 3)")
+    confirm.add_argument("--seeds", type=positive, default=5, help="fresh seeds (default 5)")
+    confirm.add_argument("--out", type=Path, help="output folder (default: DIR-confirm)")
+    add_ray_options(confirm)
 
     resume = sub.add_parser("resume", help="continue an interrupted run")
     resume.add_argument("dir", type=Path)
@@ -63,6 +66,28 @@ def build_parser() -> Parser:
     return parser
 
 
+def add_ray_options(parser: argparse.ArgumentParser) -> None:
+    """Where and how a grid runs, and what it prints (``run`` and ``confirm``)."""
+    parser.add_argument("--address", help="join a Ray cluster: auto or ray://host:10001")
+    parser.add_argument("--storage", help="Ray storage URI (s3://, gs://, shared path)")
+    parser.add_argument("--num-cpus", type=int, help="CPUs of the embedded local Ray")
+    parser.add_argument("--num-gpus", type=int, help="GPUs (logical ones too) of the local Ray")
+    parser.add_argument("--max-concurrent", type=int, help="at most this many trials at once")
+    parser.add_argument("--no-report", action="store_true", help="skip the report at the end")
+    parser.add_argument("--verbose", action="store_true", help="show Ray's own output")
+
+
+def positive(text: str) -> int:
+    """An integer ≥ 1 (argparse type): a one-line error naming the value otherwise."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer ≥ 1") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not an integer ≥ 1")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -80,12 +105,24 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_run(args) -> int:
+    spec = load_spec(args.spec, allow_large=args.yes)
+    out = args.out or Path("results") / spec.name
+    return launch(args, spec, expand(spec), out, "symgrid run")
+
+
+def cmd_confirm(args) -> int:
+    from grid.confirm import confirm_spec
+
+    spec, trials, link = confirm_spec(args.dir, args.top, args.seeds)
+    out = args.out or args.dir.parent / f"{args.dir.name}-confirm"
+    return launch(args, spec, trials, out, "symgrid confirm", link)
+
+
+def launch(args, spec, trials, out: Path, default: str, extra: dict | None = None) -> int:
+    """Run the trials on Ray (``run`` and ``confirm``), then the report."""
     from grid.run import RunError, run_grid  # Ray is imported only when a run starts
 
-    spec = load_spec(args.spec, allow_large=args.yes)
-    trials = expand(spec)
-    out = args.out or Path("results") / spec.name
-    command = shlex.join(["symgrid", *sys.argv[1:]]) if sys.argv[1:] else "symgrid run"
+    command = shlex.join(["symgrid", *sys.argv[1:]]) if sys.argv[1:] else default
     try:
         code = run_grid(
             spec,
@@ -98,6 +135,7 @@ def cmd_run(args) -> int:
             max_concurrent=args.max_concurrent,
             verbose=args.verbose,
             command=command,
+            extra=extra,
         )
     except RunError as err:
         print(f"symgrid: error: {err}", file=sys.stderr)
@@ -205,6 +243,7 @@ def check_writable(out: Path) -> None:
 
 COMMANDS = {
     "run": cmd_run,
+    "confirm": cmd_confirm,
     "resume": cmd_resume,
     "validate": cmd_validate,
     "presets": cmd_presets,

@@ -23,7 +23,7 @@ from pathlib import Path
 import ray
 from ray import tune
 
-from analysis.collect import build_tables
+from analysis.derive import build_all
 from grid.spec import Spec, TrialSpec, resolved_yaml, spec_hash
 from trainables.records import atomic, epochs_frame, write_json, write_parquet
 from trainables.tune_adapter import trainable
@@ -75,8 +75,12 @@ def run_grid(
     max_concurrent: int | None = None,
     verbose: bool = False,
     command: str = "",
+    extra: dict | None = None,
 ) -> int:
-    """Run every trial; harvest records as trials end; write the tables. Returns an exit code."""
+    """Run every trial; harvest records as trials end; write the tables. Returns an exit code.
+
+    ``extra`` is recorded in run.json too (``symgrid confirm`` names the parent run there).
+    """
     out = out.resolve()
     prepare_out(out, len(trials))
     (out / "spec.yaml").write_text(resolved_yaml(spec))
@@ -94,6 +98,7 @@ def run_grid(
         "axes": list(spec.axes),
         "started_at": now(),
         "ray": {"address": address, "num_cpus": num_cpus, "num_gpus": num_gpus},
+        **(extra or {}),
     }
     write_json(info, out / "run.json")
     with ray_session(address, num_cpus, num_gpus, verbose):
@@ -184,7 +189,7 @@ def finish(results: tune.ResultGrid, out: Path, spec: Spec) -> int:
     info = json.loads((out / "run.json").read_text())
     info["finished_at"] = now()
     write_json(info, out / "run.json")
-    tables = build_tables(out)
+    tables = build_all(out)  # the tables and their statistics (effects, bias-variance)
     done = sum(1 for r in results if r.config["trial"]["trial_id"] in tables.finished_ids)
     print(f"[{spec.name}] {done}/{info['trials']} trials have results in {out}", file=sys.stderr)
     return 0 if done == info["trials"] else 1

@@ -283,6 +283,11 @@ def _matching(axis: str, raw: object, typed: object, options: list[_Option]) -> 
     return found
 
 
+def axis_options(spec: Spec) -> dict[str, list[tuple[object, object]]]:
+    """Each axis's values as ``(raw, display)``: as written in the spec, and as in the tables."""
+    return {a: [(o.raw, o.display) for o in opts] for a, opts in _options(spec.axes).items()}
+
+
 def _options(axes: dict[str, list]) -> dict[str, list[_Option]]:
     options = {}
     for axis, values in axes.items():

@@ -2,7 +2,8 @@
 
 ``make_run_folder(DIR)`` trains a handful of tiny trials with ``run_trial`` (scheduler x
 regularization x model.hidden x seed), writes each trial folder and ``run.json`` the way
-``grid.run`` does, and collects the tables with ``analysis.collect.build_tables``.
+``grid.run`` does, and collects the tables and their statistics with
+``analysis.derive.build_all`` (as ``grid.run`` does).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis.collect import build_tables
+from analysis.derive import build_all
 from trainables.config import config_to_dict, parse_trial_config
 from trainables.records import write_json, write_trial_dir
 from trainables.trial import run_trial
@@ -49,15 +50,21 @@ def trial_configs() -> list[tuple[str, dict, dict]]:
     return out
 
 
-def make_run_folder(out: Path, limit: int | None = None) -> Path:
-    """Train the grid (the first ``limit`` trials) into ``out`` and build its tables."""
+def make_run_folder(
+    out: Path, limit: int | None = None, grid: list | None = None, axes: list | None = None
+) -> Path:
+    """Train the grid (the first ``limit`` trials) into ``out`` and build its tables.
+
+    ``grid`` (as :func:`trial_configs`) and ``axes`` default to this module's tiny grid.
+    """
     out = Path(out)
     started = datetime.now(timezone.utc).isoformat()
-    configs = trial_configs()[:limit]
-    for trial_id, axes, raw in configs:
+    grid = trial_configs() if grid is None else grid
+    configs = grid[:limit]
+    for trial_id, trial_axes, raw in configs:
         config = config_to_dict(parse_trial_config(raw))
         outcome = run_trial(config)
-        extra = {"axes": axes, "config": config}
+        extra = {"axes": trial_axes, "config": config}
         write_trial_dir(outcome, trial_id, out / "trials" / trial_id, extra)
     (out / "spec.yaml").write_text(SPEC_TEXT)
     info = {
@@ -65,13 +72,13 @@ def make_run_folder(out: Path, limit: int | None = None) -> Path:
         "spec_hash": "0" * 16,
         "command": f"symgrid run tiny.yaml --out {out}",
         "experiment_path": str(out / "ray"),
-        "trials": len(trial_configs()),
-        "axes": AXES,
+        "trials": len(grid),
+        "axes": AXES if axes is None else axes,
         "started_at": started,
         "finished_at": datetime.now(timezone.utc).isoformat(),
     }
     write_json(info, out / "run.json")
-    build_tables(out)
+    build_all(out)
     return out
 
 

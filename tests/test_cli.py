@@ -91,3 +91,19 @@ def test_the_module_entry_point_and_console_script_agree():
     for cmd in ([sys.executable, "-m", "grid", "presets"], ["symgrid", "presets"]):
         result = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
         assert result.returncode == 0 and "quick" in result.stdout
+
+
+def test_confirm_of_a_folder_that_is_not_a_run_is_one_line_and_writes_nothing(tmp_path, capsys):
+    (tmp_path / "notarun").mkdir()
+    assert main(["confirm", str(tmp_path / "notarun"), "--top", "2", "--seeds", "2"]) == 2
+    assert "not a symgrid run folder (no spec.yaml)" in one_line_error(capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notarun"]
+
+
+@pytest.mark.parametrize("option", ["--top", "--seeds"])
+def test_confirm_counts_must_be_positive(option, tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["confirm", str(tmp_path), option, "0"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and option in err and "not an integer ≥ 1" in err

@@ -6,9 +6,13 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from runfolder import run_folder  # noqa: F401  (session fixture)
+from scipy import stats
 
+from analysis.collect import load_run, stale
 from analysis.report import ReportError, write_report
 from trainables.records import write_json
 
@@ -46,18 +50,61 @@ def test_html_has_ranking_and_header(report):
     assert "Missing" not in page  # a complete run
 
 
-def test_summary_names_the_best_setting(report):
+def test_findings_come_first_and_the_full_ranking_last(report, run_folder):  # noqa: F811
+    page = report.read_text()
+    order = ["<h2>Findings</h2>", "<h2>Interactions</h2>", "<h2>Run details</h2>"]
+    order += ["<h2>Full ranking</h2>"]
+    positions = [page.index(h) for h in order]
+    assert positions == sorted(positions)
+    last = page[positions[-1] :]
+    assert "<details><summary>all 8 settings" in last and 'class="dataframe sortable"' in last
+    effects = pd.read_parquet(run_folder / "effects.parquet")
+    assert set(effects["axis"]) == {"scheduler", "regularization", "model.hidden"}
+    for axis in effects["axis"].unique():  # a sentence and a figure per axis
+        assert (
+            f"<li>{axis}: " in page and f'data-file="effect_{axis.replace(".", "_")}.png"' in page
+        )
+    summary = (report.parent / "summary.md").read_text()
+    heads = [summary.index(h) for h in ("## Findings", "## Interactions", "## Full ranking")]
+    assert heads == sorted(heads)
+
+
+def test_summary_states_the_verdict_that_the_seeds_support(report, run_folder):  # noqa: F811
     summary = (report.parent / "summary.md").read_text()
     best = re.search(r"Best setting: (.+?) \(BER ratio", summary)
     assert best is not None
-    first_row = next(line for line in summary.splitlines() if line.startswith("| 1 |"))
+    table = summary[summary.index("## Full ranking") :]
+    first_row = next(line for line in table.splitlines() if line.startswith("| 1 |"))
+    second_row = next(line for line in table.splitlines() if line.startswith("| 2 |"))
     assert best.group(1) in first_row
-    assert "significantly better than the runner-up" in summary
+    # Independently: a paired t-test of the two settings' log ratios over their seeds.
+    trials = pd.read_parquet(run_folder / "trials.parquet")
+    keys = ["scheduler", "regularization", "model.hidden"]
+    label = (
+        trials[keys]
+        .astype(str)
+        .apply(lambda r: ", ".join(f"{k}={v}" for k, v in zip(keys, r)), axis=1)
+    )
+    first, second = (row.split(" | ")[1] for row in (first_row, second_row))
+    by_seed = lambda s: trials[label == s].set_index("seed")["ber_ratio_map"]  # noqa: E731
+    a, b = by_seed(first).sort_index(), by_seed(second).sort_index()
+    test = stats.ttest_rel(np.log(b), np.log(a))
+    assert f"p = {test.pvalue:.3g}" in summary
+    if test.pvalue < 0.05 and test.statistic > 0:
+        assert "significantly better than the runner-up" in summary
+    else:
+        assert "2 seeds cannot separate it from the runner-up" in summary
 
 
-def test_default_out_is_dir_report(run_folder, tmp_path):  # noqa: F811
+def test_default_out_and_points_without_map_errors(run_folder, tmp_path):  # noqa: F811
     run = copy_run(run_folder, tmp_path)
+    trials = pd.read_parquet(run / "trials.parquet")
+    trials["points_no_map_errors"] = [1, 0] * (len(trials) // 2)  # one per setting (2 seeds)
+    trials.to_parquet(run / "trials.parquet")
     assert write_report([run]) == run / "report" / "index.html"
+    page = (run / "report" / "index.html").read_text()
+    assert "<th>points_no_map_errors</th>" in page[page.index('id="ranking"') :]
+    assert table_rows(page, "ranking")[0][3] == "1"
 
 
 def test_partial_run_says_what_is_missing(run_folder, tmp_path):  # noqa: F811
@@ -88,6 +135,17 @@ def test_failed_trial_is_listed(run_folder, tmp_path):  # noqa: F811
     assert "15 completed" in page and "1 failed" in page
 
 
+def test_tables_are_stale_when_a_record_is_newer_or_the_trials_differ(run_folder, tmp_path):  # noqa: F811
+    run = copy_run(run_folder, tmp_path)
+    assert not stale(run)
+    record = run / "trials" / "t0003" / "trial.json"
+    record.write_text(record.read_text())  # rewritten after the tables were built
+    assert stale(run)
+    assert load_run(run).rebuilt and not stale(run)  # the loader rebuilt and wrote them
+    shutil.rmtree(run / "trials" / "t0004")  # a trial the tables still list
+    assert stale(run)
+
+
 def test_truncated_parquet_is_a_report_error_naming_it(run_folder, tmp_path):  # noqa: F811
     run = copy_run(run_folder, tmp_path)
     data = (run / "ber.parquet").read_bytes()
@@ -103,16 +161,32 @@ def test_empty_run_is_a_report_error(tmp_path):
         write_report([tmp_path / "empty"])
 
 
+def table_rows(page: str, ident: str) -> list[list[str]]:
+    """The body cells of the table with id ``ident``."""
+    table = re.search(rf'<table[^>]*id="{ident}"[^>]*>(.*?)</table>', page, re.S)
+    assert table is not None, ident
+    body = table.group(1).split("<tbody>")[1]
+    rows = re.findall(r"<tr>(.*?)</tr>", body, re.S)
+    return [re.findall(r"<td>(.*?)</td>", row, re.S) for row in rows]
+
+
 def test_several_runs_are_compared(run_folder, tmp_path):  # noqa: F811
     other = copy_run(run_folder, tmp_path)
     index = write_report([run_folder, other], tmp_path / "both")
     assert (tmp_path / "both" / "compare.png").read_bytes().startswith(PNG_MAGIC)
-    assert 'id="ranking"' in index.read_text() and 'id="ranking-2"' in index.read_text()
+    page = index.read_text()
+    assert 'id="ranking"' in page and 'id="ranking-2"' in page
+    # The same 8 settings and 7 axis levels in both runs, lined up side by side.
+    settings = table_rows(page, "compare-settings")
+    assert len(settings) == 8 and all(len(row) == 3 for row in settings)
+    assert all(row[1] == row[2] for row in settings)  # a copy: identical estimates
+    levels = table_rows(page, "compare-levels")
+    assert len(levels) == 6  # scheduler, regularization, model.hidden: 2 levels each
     with pytest.raises(ReportError, match="--out"):
         write_report([run_folder, other])
 
 
-def test_index_html_in_headless_chromium(report, tmp_path):
+def dump_dom(url: str, profile: Path) -> str:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         pytest.fail("headless Chromium is required: apt-get install -y chromium")
@@ -125,16 +199,35 @@ def test_index_html_in_headless_chromium(report, tmp_path):
         "--disable-component-update",
         "--disable-sync",
         "--no-first-run",
-        f"--user-data-dir={tmp_path / 'profile'}",
+        f"--user-data-dir={profile}",
         "--virtual-time-budget=5000",
         "--dump-dom",
-        report.resolve().as_uri(),
+        url,
     ]
-    dom = subprocess.run(command, capture_output=True, text=True, timeout=60).stdout
+    return subprocess.run(command, capture_output=True, text=True, timeout=60).stdout
+
+
+def test_index_html_in_headless_chromium(report, tmp_path):
+    page = report.read_text()
+    assert not re.search(r'(src|href)="(https?:)?//', page)  # nothing from outside the folder
+    dom = dump_dom(report.resolve().as_uri() + "#check", tmp_path / "profile")
     check = re.search(r'<pre id="imgcheck"[^>]*>(.*?)</pre>', dom, re.S)
     assert check is not None, "the page's image check did not run"
     head, *lines = check.group(1).strip().splitlines()
-    assert head == f"images {len(lines)}" and len(lines) >= 6
+    assert head == f"images {len(lines)}" and len(lines) >= 10
     widths = {line.rsplit(" ", 1)[0]: int(line.rsplit(" ", 1)[1]) for line in lines}
     assert all(width > 0 for width in widths.values()), widths
-    assert 'id="ranking"' in dom
+    assert {
+        "effect_scheduler.png",
+        "ratio_scheduler.png",
+        "gap_scheduler_regularization.png",
+    } <= set(widths)
+    for section in ("Findings", "Interactions", "Full ranking"):
+        assert f"<h2>{section}</h2>" in dom
+    # The ranking sorts in the browser: two clicks on its ratio heading, descending.
+    sort = re.search(r'<pre id="sortcheck"[^>]*>(.*?)</pre>', dom, re.S)
+    assert sort is not None and sort.group(1).strip(), "the sort check did not run"
+    order, *values = sort.group(1).strip().splitlines()
+    shown = [float(v) for v in values]
+    assert order == "desc" and len(shown) == 8
+    assert shown == sorted(shown, reverse=True) and shown != sorted(shown)

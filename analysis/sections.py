@@ -1,0 +1,150 @@
+"""The report's content for one run, as plain tables and sentences, shared by both pages.
+
+``analysis.render`` writes a :class:`Section` per run (and :class:`Compared` for several runs) as
+HTML and as Markdown; the formatting of numbers and table columns lives here, once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from analysis.collect import Run
+from analysis.derive import Statistics
+from analysis.stats import NO_MAP_ERRORS, VERDICT
+
+RANKING_COLUMNS = ["rank", "setting", "seeds", NO_MAP_ERRORS, "ber_ratio_map", "ci_low"]
+RANKING_COLUMNS += ["ci_high", "interval", VERDICT]  # NO_MAP_ERRORS: where the trials have it
+
+
+@dataclass
+class Section:
+    """One run's report content, shared by the HTML and Markdown writers."""
+
+    run: Run
+    stats: Statistics
+    findings: list[tuple[str, str]]  # (axis, sentence)
+    interactions: str
+    best: str
+    confirmed: str | None  # the confirmation sentence, for a confirmation run
+    counts: dict
+    wall: str
+    missing: list[str]
+    problems: pd.DataFrame
+    figures: dict[str, list[tuple[str, Path]]]  # part -> [(title, PNG path)]
+
+
+@dataclass
+class Compared:
+    """Several runs side by side (``analysis.compare``)."""
+
+    settings: pd.DataFrame
+    levels: pd.DataFrame
+    figure: Path | None
+
+
+def num(value, digits: int = 4) -> str:
+    return "" if pd.isna(value) else f"{value:.{digits}f}"
+
+
+def pct(value) -> str:
+    return "" if pd.isna(value) else f"{100 * value:+.1f} %"
+
+
+def header_rows(s: Section) -> list[tuple[str, str]]:
+    info = s.run.info
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(s.counts.items()))
+    rows = [
+        ("folder", str(s.run.path)),
+        ("description", description(s.run.spec_text)),
+        ("spec hash", info.get("spec_hash", "")),
+        ("trials", f"{len(s.run.trials)} recorded of {info.get('trials', '?')} planned: {counts}"),
+        ("axes", ", ".join(s.run.axes)),
+        ("wall time", s.wall),
+        ("reproduce", info.get("command") or "(unknown)"),
+    ]
+    return rows + ([("parent run", s.stats.parent)] if s.stats.parent else [])
+
+
+def description(spec_text: str) -> str:
+    try:
+        spec = yaml.safe_load(spec_text)
+    except yaml.YAMLError:
+        return ""
+    return str(spec.get("description", "")) if isinstance(spec, dict) else ""
+
+
+def ranking_table(s: Section) -> pd.DataFrame:
+    table = s.stats.ranking[[c for c in RANKING_COLUMNS if c in s.stats.ranking]].copy()
+    for col in ("ber_ratio_map", "ci_low", "ci_high"):
+        table[col] = table[col].map(num)
+    return table
+
+
+def effects_table(s: Section) -> pd.DataFrame:
+    e = s.stats.effects
+    if e.empty:
+        return e
+    return pd.DataFrame(
+        {
+            "axis": e["axis"],
+            "level": e["level"],
+            "trials": e["trials"],
+            "not completed": e["failed"],
+            "BER ratio to MAP": e["ratio"].map(num),
+            "95 % CI": [f"{num(a)}-{num(b)}" for a, b in zip(e["ci_low"], e["ci_high"])],
+            "vs best": ["best" if b else pct(d) for b, d in zip(e["best"], e["delta"])],
+            "95 % CI of difference": [
+                "" if b or pd.isna(a) else f"{pct(a)} to {pct(c)}"
+                for b, a, c in zip(e["best"], e["delta_ci_low"], e["delta_ci_high"])
+            ],
+            "p_adj (Holm)": e["p_adj"].map(lambda p: "" if pd.isna(p) else f"{p:.2g}"),
+            "significant": e["significant"].map({True: "yes", False: "no"}),
+        }
+    )
+
+
+def interactions_table(s: Section) -> pd.DataFrame:
+    i = s.stats.interactions
+    if i.empty:
+        return i
+    return i.assign(
+        F=i["F"].map(lambda v: f"{v:.2f}"),
+        p=i["p"].map(lambda v: f"{v:.2g}"),
+        p_adj=i["p_adj"].map(lambda v: f"{v:.2g}"),
+        significant=i["significant"].map({True: "yes", False: "no"}),
+    )
+
+
+def confirmation_table(s: Section) -> pd.DataFrame:
+    c = s.stats.confirmation
+    return pd.DataFrame(
+        {
+            "setting": c["setting"],
+            "screening rank": c["screening_rank"],
+            "screening (CI)": [
+                f"{num(r)} ({num(a)}-{num(b)}), {n} seeds"
+                for r, a, b, n in zip(
+                    c["screening_ratio"],
+                    c["screening_ci_low"],
+                    c["screening_ci_high"],
+                    c["screening_seeds"],
+                )
+            ],
+            "confirmed rank": c["confirmed_rank"],
+            "confirmed (CI)": [
+                f"{num(r)} ({num(a)}-{num(b)}), {n} fresh seeds"
+                for r, a, b, n in zip(
+                    c["confirmed_ratio"],
+                    c["confirmed_ci_low"],
+                    c["confirmed_ci_high"],
+                    c["confirmed_seeds"],
+                )
+            ],
+            "vs screening winner": ["winner"] + [pct(d) for d in c["delta_vs_winner"][1:]],
+            "p_adj (Holm)": c["p_adj"].map(lambda p: "" if pd.isna(p) else f"{p:.2g}"),
+        }
+    )

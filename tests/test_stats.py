@@ -1,0 +1,178 @@
+"""The report's intervals, tests and corrections against scipy and hand-worked examples.
+
+Each case has a verdict that must come out one way: "significant" where the data say so, "not
+significant" where they do not (including the two-seed case, whose t-test has one degree of
+freedom).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as sp
+
+from analysis import confirmation, effects, stats
+from analysis.findings import confirmation_sentence, ranking_sentence
+
+
+def test_holm_matches_a_hand_worked_example():
+    # p sorted: 0.005, 0.01, 0.03, 0.04 -> 4*0.005, 3*0.01, 2*0.03, 1*0.04 = .02 .03 .06 .04,
+    # made monotone (running maximum): .02 .03 .06 .06.
+    p = [0.01, 0.04, 0.03, 0.005]
+    np.testing.assert_allclose(stats.holm(p), [0.03, 0.06, 0.06, 0.02])
+    assert list(stats.holm(p) < stats.ALPHA) == [True, False, False, True]
+    adjusted = stats.holm([0.2, np.nan, 0.01])  # NaN (no test) stays out of the family
+    assert np.isnan(adjusted[1]) and adjusted[2] == pytest.approx(0.02)
+
+
+def test_mean_interval_matches_a_hand_worked_t_interval_and_scipy():
+    # mean 3, s = sqrt(2.5), sem = sqrt(0.5), t(0.975, 4) = 2.776445 -> 3 ± 1.963243
+    mean, low, high = stats.mean_interval(np.array([1.0, 2, 3, 4, 5]))
+    assert mean == 3 and (low, high) == pytest.approx((1.036757, 4.963243), abs=1e-6)
+    x = np.random.default_rng(1).normal(1.0, 0.1, 7)
+    ci = sp.ttest_1samp(x, 0).confidence_interval(0.95)
+    assert stats.mean_interval(x)[1:] == pytest.approx((ci.low, ci.high), rel=1e-12)
+    assert np.isnan(stats.mean_interval(np.array([2.0]))[1])  # one value: no interval
+
+
+def test_paired_matches_scipy_and_separates_the_two_verdicts():
+    rng = np.random.default_rng(2)
+    a = rng.normal(0.0, 0.05, 8)
+    shifted = a + 0.1 + rng.normal(0, 0.01, 8)  # a clear, consistent shift: significant
+    noisy = a + rng.normal(0, 0.05, 8)  # no shift: not significant
+    for b in (shifted, noisy):
+        mean, low, high, p = stats.paired(b - a)
+        test = sp.ttest_rel(b, a)
+        assert p == pytest.approx(test.pvalue, rel=1e-12)
+        assert (low, high) == pytest.approx(tuple(test.confidence_interval(0.95)), rel=1e-12)
+    assert stats.paired(shifted - a)[3] < 1e-6
+    assert stats.paired(noisy - a)[3] > 0.05
+    assert stats.paired(np.zeros(4))[3] == 1.0  # identical outcomes: no evidence at all
+
+
+def test_mcnemar_verdict_applies_holm_across_the_points():
+    points = pd.DataFrame(
+        {
+            "mcnemar_p": [0.001, 0.02, 0.6],  # Holm: .003, .04, .6 -> two rejected
+            "n01": [40, 30, 5],  # detector wrong, MAP right
+            "n10": [10, 12, 6],
+        }
+    )
+    assert stats.mcnemar_verdict(points) == "worse at 2/3 points"
+    points["mcnemar_p"] = [0.02, 0.03, 0.6]  # Holm: .06, .06, .6 -> none rejected
+    assert stats.mcnemar_verdict(points) == "not distinguishable at 3/3 points"
+
+
+def synthetic_trials(shift: float, seeds: int, noise: float, seed: int = 0) -> pd.DataFrame:
+    """Settings A and B of one axis; B's ratio is A's times exp(shift), with per-seed noise."""
+    rng = np.random.default_rng(seed)
+    base = rng.normal(0.05, 0.05, seeds)  # the seed's own luck, shared by both settings
+    rows = []
+    for s in range(seeds):
+        for level, extra in (("A", 0.0), ("B", shift)):
+            y = base[s] + extra + rng.normal(0, noise)
+            rows.append({"trial_id": f"{level}{s}", "status": "completed", "x": level, "seed": s})
+            rows[-1]["ber_ratio_map"] = float(np.exp(y))
+    return pd.DataFrame(rows)
+
+
+def no_points(trials: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(columns=["trial_id", "ebno_db", "ber", "ber_map", "mcnemar_p"])
+
+
+def test_ranking_interval_is_a_t_interval_over_seeds():
+    trials = synthetic_trials(0.1, seeds=5, noise=0.01)
+    table = stats.ranking(trials, no_points(trials), ["x", "seed"])
+    top = table.iloc[0]
+    ratios = trials.loc[trials["x"] == "A", "ber_ratio_map"]
+    low, high = sp.t.interval(0.95, 4, ratios.mean(), sp.sem(ratios))
+    assert top["setting"] == "x=A" and top["interval"] == "t over 5 seeds"
+    assert (top["ci_low"], top["ci_high"]) == pytest.approx((low, high), rel=1e-12)
+
+
+def test_best_vs_runner_up_is_paired_by_seed():
+    trials = synthetic_trials(0.1, seeds=5, noise=0.01)
+    table = stats.ranking(trials, no_points(trials), ["x", "seed"])
+    result = stats.best_vs_runner_up(trials, table, ["x", "seed"])
+    a = np.log(trials[trials["x"] == "A"].sort_values("seed")["ber_ratio_map"].to_numpy())
+    b = np.log(trials[trials["x"] == "B"].sort_values("seed")["ber_ratio_map"].to_numpy())
+    assert result["p"] == pytest.approx(sp.ttest_rel(b, a).pvalue, rel=1e-12)
+    assert result["delta"] == pytest.approx(np.expm1((b - a).mean()), rel=1e-12)
+    assert result["significant"] and result["seeds"] == 5
+    assert "significantly better than the runner-up" in ranking_sentence(result, table)
+
+
+def test_two_seeds_cannot_separate_a_small_lead():
+    # A 1 % lead with 1 % seed-to-seed noise: one degree of freedom cannot establish it.
+    trials = synthetic_trials(0.01, seeds=2, noise=0.01, seed=4)
+    table = stats.ranking(trials, no_points(trials), ["x", "seed"])
+    result = stats.best_vs_runner_up(trials, table, ["x", "seed"])
+    assert not result["significant"] and result["seeds"] == 2
+    text = ranking_sentence(result, table)
+    assert "2 seeds cannot separate it from the runner-up" in text
+    assert "symgrid confirm" in text  # the winner's curse is named, with the way out
+
+
+def test_effects_delta_and_verdicts_on_a_synthetic_factorial():
+    rng = np.random.default_rng(5)
+    rows = []
+    for a in ("a0", "a1", "a2"):
+        for b in ("b0", "b1"):
+            for s in range(4):
+                y = {"a0": 0.0, "a1": 0.05, "a2": 0.0}[a] + 0.01 * rng.standard_normal()
+                rows.append({"a": a, "b": b, "seed": s, "status": "completed", "y": y})
+    trials = pd.DataFrame(rows).assign(ber_ratio_map=lambda f: np.exp(f["y"]))
+    table = effects.effects_table(trials, ["a", "b", "seed"]).set_index(["axis", "level"])
+    best = table.xs("a")[table.xs("a")["best"]].index[0]
+    assert best in ("a0", "a2")
+    other_null = "a2" if best == "a0" else "a0"
+    assert table.loc[("a", "a1"), "significant"]  # 5 % worse: must be found
+    assert not table.loc[("a", other_null), "significant"]  # no effect: must not be
+    assert not table.loc[("b", "b1" if table.loc[("b", "b0"), "best"] else "b0"), "significant"]
+    # The a1 row by hand: paired over the 8 blocks (b, seed), Holm over the 3 comparisons.
+    wide = trials.pivot_table(index=["b", "seed"], columns="a", values="y")
+    d = wide["a1"] - wide[best]
+    assert table.loc[("a", "a1"), "delta"] == pytest.approx(np.expm1(d.mean()), rel=1e-12)
+    raw = table["p"].dropna().to_numpy()
+    np.testing.assert_allclose(table["p_adj"].dropna(), stats.holm(raw))
+    assert table.loc[("a", "a1"), "p"] == pytest.approx(sp.ttest_rel(wide["a1"], wide[best]).pvalue)
+
+
+def confirm_fixture(winner_shift: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A screening ranking of settings A, B and a confirmation where B is shifted."""
+    screening = pd.DataFrame(
+        {
+            "rank": [1, 2],
+            "setting": ["x=A", "x=B"],
+            "seeds": [2, 2],
+            "ber_ratio_map": [1.01, 1.02],
+            "ci_low": [0.9, 0.9],
+            "ci_high": [1.1, 1.1],
+        }
+    )
+    trials = synthetic_trials(winner_shift, seeds=5, noise=0.01, seed=9)
+    return screening, trials
+
+
+def test_confirmation_says_the_winner_held():
+    screening, trials = confirm_fixture(0.1)  # B is 10 % worse on the fresh seeds
+    table = confirmation.confirmation_table(screening, trials, no_points(trials), ["x", "seed"])
+    verdict = confirmation.verdict(table)
+    assert verdict["held"] and verdict["worse"] == ["x=B"]
+    assert table.loc[1, "p_adj"] == pytest.approx(
+        sp.ttest_rel(
+            np.log(trials[trials["x"] == "B"]["ber_ratio_map"].to_numpy()),
+            np.log(trials[trials["x"] == "A"]["ber_ratio_map"].to_numpy()),
+        ).pvalue
+    )
+    assert confirmation_sentence(verdict, "DIR").startswith("The screening winner held")
+
+
+def test_confirmation_says_the_winner_did_not_hold():
+    screening, trials = confirm_fixture(-0.1)  # B is 10 % better on the fresh seeds
+    table = confirmation.confirmation_table(screening, trials, no_points(trials), ["x", "seed"])
+    verdict = confirmation.verdict(table)
+    assert not verdict["held"] and verdict["best"] == "x=B" and verdict["beaten_by"] == ["x=B"]
+    text = confirmation_sentence(verdict, "DIR")
+    assert text.startswith("The screening winner did not hold") and "significantly" in text
