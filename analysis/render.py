@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import yaml
 
+from analysis.links import mlflow_html, mlflow_markdown
 from analysis.stats import VERDICT
 
 if TYPE_CHECKING:
@@ -113,6 +114,7 @@ def section_html(s: Section, index: int) -> str:
         parts.append("<p>None.</p>")
     else:
         parts.append(s.problems.to_html(index=False, escape=True, border=0))
+    parts += mlflow_html(s.run.path)  # links each trial to its MLflow run when one was recorded
     return "\n".join(parts)
 
 
@@ -147,6 +149,7 @@ def section_markdown(s: Section) -> str:
     parts += ["", "## Figures", *(f"- {t}: {p.name}" for t, p in s.figures)]
     parts += ["", "## Diverged and failed trials", ""]
     parts.append(md_table(s.problems) if not s.problems.empty else "None.")
+    parts += mlflow_markdown(s.run.path)
     return "\n".join(parts)
 
 

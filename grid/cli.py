@@ -40,6 +40,14 @@ def build_parser() -> Parser:
     run.add_argument("--yes", action="store_true", help="allow grids over 10,000 trials")
     run.add_argument("--no-report", action="store_true", help="skip the report at the end")
     run.add_argument("--verbose", action="store_true", help="show Ray's own output")
+    run.add_argument(
+        "--mlflow",
+        nargs="?",
+        const="",
+        metavar="URI",
+        help="log every trial to MLflow: a tracking server URI, or none for DIR/mlflow "
+        "(needs the extra symgrid[tracking])",
+    )
 
     resume = sub.add_parser("resume", help="continue an interrupted run")
     resume.add_argument("dir", type=Path)
@@ -81,12 +89,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def cmd_run(args) -> int:
     from grid.run import RunError, run_grid  # Ray is imported only when a run starts
+    from grid.tracking import require_mlflow, tracking_callbacks
 
     spec = load_spec(args.spec, allow_large=args.yes)
     trials = expand(spec)
     out = args.out or Path("results") / spec.name
     command = shlex.join(["symgrid", *sys.argv[1:]]) if sys.argv[1:] else "symgrid run"
     try:
+        if args.mlflow is not None:
+            require_mlflow()  # before any folder is made
         code = run_grid(
             spec,
             trials,
@@ -98,6 +109,7 @@ def cmd_run(args) -> int:
             max_concurrent=args.max_concurrent,
             verbose=args.verbose,
             command=command,
+            tracking=lambda o: tracking_callbacks(o, spec, trials, args.mlflow, args.verbose),
         )
     except RunError as err:
         print(f"symgrid: error: {err}", file=sys.stderr)
