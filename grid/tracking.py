@@ -11,9 +11,9 @@ MLflow (``symgrid run SPEC --mlflow [URI]``, the optional extra ``symgrid[tracki
     name is the trial id) with the trial's axes and flattened config as params (``config.<path>``),
     the epoch metrics (step = epoch), the final BER table (``ber_<Eb/N0>dB``, ``ber_map_...``,
     ``ber_ratio_map_...``), the summary (``ber_ratio_map``...) and its records as artifacts, and
-    tags ``status``, ``node`` and ``device``. Without a URI the store is ``DIR/mlflow/mlflow.db``.
-    ``DIR/mlflow_runs.jsonl`` maps trial ids to MLflow runs for the report
-    (``analysis.links``).
+    tags ``status``, ``node`` and ``device`` (``grid.mlflow_callback``). Without a URI the store
+    is ``DIR/mlflow/mlflow.db``. ``DIR/mlflow_runs.jsonl`` maps trial ids to MLflow runs for the
+    report (``analysis.links``).
 
 Both callbacks take the trials' axes and configs from the expanded spec, keyed by trial id (the
 Ray trial's name), never from Ray's ``trial.config``. They run after ``grid.run.Harvest``, so a
