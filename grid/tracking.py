@@ -89,6 +89,8 @@ def quiet_mlflow(verbose: bool) -> None:
     if not verbose:  # MLflow and alembic log their database set-up at INFO on stderr
         for name in ("mlflow", "alembic"):
             logging.getLogger(name).setLevel(logging.WARNING)
+        # and MLflow prints a "View run" line per finished trial; the report links them all
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 
 def open_experiment(uri: str, name: str, artifacts: Path | None) -> str:

@@ -122,6 +122,7 @@ def server_run(server, tmp_path_factory):
     out = folder / "out"
     result = symgrid("run", spec, "--out", out, "--num-cpus", "2", "--mlflow", server)
     assert result.returncode == 0, result.stderr
+    assert "View run" not in result.stdout + result.stderr  # no line per trial from MLflow
     client = MlflowClient(tracking_uri=server)
     (experiment,) = [e for e in client.search_experiments() if e.name.startswith("tracked-")]
     runs = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
