@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def cmd_run(args) -> int:
     from grid.run import RunError, run_grid  # Ray is imported only when a run starts
-    from grid.tracking import require_mlflow, tracking_callbacks
+    from grid.tracking import check_mlflow, tracking_callbacks
 
     spec = load_spec(args.spec, allow_large=args.yes)
     trials = expand(spec)
@@ -97,7 +97,7 @@ def cmd_run(args) -> int:
     command = shlex.join(["symgrid", *sys.argv[1:]]) if sys.argv[1:] else "symgrid run"
     try:
         if args.mlflow is not None:
-            require_mlflow()  # before any folder is made
+            check_mlflow(args.mlflow, args.verbose)  # the extra and the server, before any folder
         code = run_grid(
             spec,
             trials,

@@ -23,6 +23,7 @@ answering costs one warning line, never the grid.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -49,15 +50,20 @@ class TrackingError(RunError):
     """MLflow cannot be used for this run (one line, exit code 2, before Ray starts)."""
 
 
-def require_mlflow() -> None:
-    """A one-line :class:`TrackingError` naming the extra when MLflow is not installed."""
+def check_mlflow(uri: str, verbose: bool = False) -> None:
+    """Before any folder is made: a one-line :class:`TrackingError` naming the extra when MLflow
+    is not installed, or naming the URI when its tracking store does not answer."""
     try:
-        import mlflow  # noqa: F401
+        from mlflow import MlflowClient
     except ImportError as err:
         raise TrackingError(
             f"--mlflow needs the optional extra {EXTRA} ({err.msg}); "
             f"install it with: pip install -c constraints.txt '.[tracking]'"
         ) from None
+    quiet_mlflow(verbose)
+    if uri:  # "" is the local store, made inside the run folder once it is checked
+        with store_errors(uri):
+            MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
 
 
 def tracking_callbacks(
@@ -67,8 +73,7 @@ def tracking_callbacks(
     experiment is created here, so an unreachable server is an error before Ray starts."""
     callbacks = [TensorBoardCallback(out, {t.trial_id: t.axes for t in trials})]
     if mlflow_uri is not None:
-        require_mlflow()
-        quiet_mlflow(verbose)
+        check_mlflow("", verbose)
         uri = mlflow_uri or local_store_uri(out)
         name = f"{spec.name}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
         open_experiment(uri, name, None if mlflow_uri else out / LOCAL_STORE / "artifacts")
@@ -97,17 +102,23 @@ def open_experiment(uri: str, name: str, artifacts: Path | None) -> str:
     """The id of experiment ``name`` at ``uri``, created when new; TrackingError if unreachable."""
     from mlflow import MlflowClient
 
-    try:
+    with store_errors(uri):
         client = MlflowClient(tracking_uri=uri)
         found = client.get_experiment_by_name(name)
         if found is not None:
             return found.experiment_id
         location = artifacts.resolve().as_uri() if artifacts else None
         return client.create_experiment(name, artifact_location=location)
-    except Exception as err:  # MLflow raises its own, requests' and SQLAlchemy's errors
-        raise TrackingError(
-            f"--mlflow {uri}: cannot use this tracking store ({one_line(err)})"
-        ) from None
+
+
+@contextlib.contextmanager
+def store_errors(uri: str):
+    """MLflow's, requests' and SQLAlchemy's errors as one-line TrackingErrors naming ``uri``."""
+    try:
+        yield
+    except Exception as err:
+        message = f"--mlflow {uri}: cannot use this tracking store ({one_line(err)})"
+        raise TrackingError(message) from None
 
 
 def one_line(err: BaseException) -> str:

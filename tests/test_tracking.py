@@ -62,10 +62,11 @@ def write_spec(folder: Path, name: str, epochs: int, schedulers: str) -> Path:
     return path
 
 
-def symgrid(*args, prelude: str = "") -> subprocess.CompletedProcess:
+def symgrid(*args, prelude: str = "", env: dict | None = None) -> subprocess.CompletedProcess:
     code = prelude + "import sys\nfrom grid.cli import main\nsys.exit(main(sys.argv[1:]))"
     cmd = [sys.executable, "-c", code, *map(str, args)]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    env = {**os.environ, **(env or {})}
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
 
 
 def free_port() -> int:
@@ -234,6 +235,16 @@ def test_without_a_uri_the_store_is_inside_the_run_folder(tmp_path):
     artifacts = Path(run.info.artifact_uri.removeprefix("file://"))
     assert (artifacts / "ber.csv").exists() and out / "mlflow" in artifacts.parents
     assert not math.isnan(run.data.metrics["val_ber"])
+
+
+def test_a_tracking_server_that_does_not_answer_is_one_line_before_anything_is_written(tmp_path):
+    spec = write_spec(tmp_path, "unreachable", epochs=1, schedulers="[none]")
+    uri = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    no_retries = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}  # the user's setting wins; fail at once
+    result = symgrid("run", spec, "--out", tmp_path / "out", "--mlflow", uri, env=no_retries)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and f"--mlflow {uri}: cannot use" in result.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_without_the_extra_a_run_is_as_before_and_mlflow_names_the_extra(tmp_path):
