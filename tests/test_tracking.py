@@ -5,8 +5,8 @@ folder in a temp dir) and stopped by pid; one small grid runs against it with ``
 and its runs, params, metrics, tags and artifacts are read back with ``MlflowClient``, its
 TensorBoard event files with TensorBoard's own ``EventAccumulator``, its report's links checked.
 A second, one-trial grid uses the default local store. Without the extra installed (imports of
-mlflow and tensorboard made to fail in a subprocess) a run still works and ``--mlflow`` is a
-one-line error naming the extra.
+mlflow and tensorboard made to fail in a subprocess) what a run builds needs neither, and
+``--mlflow`` is a one-line error naming the extra.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from mlflow import MlflowClient
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from analysis.links import MLFLOW_RUNS
-from grid.tracking import EPOCH_METRICS, TENSORBOARD
+from grid.cli import main
+from grid.tracking import EPOCH_METRICS, HTTP_DEFAULTS, TENSORBOARD
 
 BIN = Path(sys.executable).parent  # the venv's bin: mlflow
 START_TIMEOUT_S = 120  # measured 5.7 s at load average 3.3, 26 s at 17 (2 cores)
@@ -62,11 +63,9 @@ def write_spec(folder: Path, name: str, epochs: int, schedulers: str) -> Path:
     return path
 
 
-def symgrid(*args, prelude: str = "", env: dict | None = None) -> subprocess.CompletedProcess:
-    code = prelude + "import sys\nfrom grid.cli import main\nsys.exit(main(sys.argv[1:]))"
-    cmd = [sys.executable, "-c", code, *map(str, args)]
-    env = {**os.environ, **(env or {})}
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+def symgrid(*args) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "grid", *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
 
 
 def free_port() -> int:
@@ -237,31 +236,45 @@ def test_without_a_uri_the_store_is_inside_the_run_folder(tmp_path):
     assert not math.isnan(run.data.metrics["val_ber"])
 
 
-def test_a_tracking_server_that_does_not_answer_is_one_line_before_anything_is_written(tmp_path):
+def test_a_tracking_server_that_does_not_answer_is_one_line_before_anything_is_written(
+    tmp_path, monkeypatch, capsys
+):
+    # In this process: the check comes before Ray starts, so no Ray is needed to see it.
+    for key, value in {**HTTP_DEFAULTS, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}.items():
+        monkeypatch.setenv(key, value)  # no retries: a dead server fails at once
+    monkeypatch.setenv("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     spec = write_spec(tmp_path, "unreachable", epochs=1, schedulers="[none]")
     uri = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    no_retries = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}  # the user's setting wins; fail at once
-    result = symgrid("run", spec, "--out", tmp_path / "out", "--mlflow", uri, env=no_retries)
-    assert result.returncode == 2
-    assert result.stderr.count("\n") == 1 and f"--mlflow {uri}: cannot use" in result.stderr
+    assert main(["run", str(spec), "--out", str(tmp_path / "out"), "--mlflow", uri]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--mlflow {uri}: cannot use" in err
     assert not (tmp_path / "out").exists()
 
 
-def test_without_the_extra_a_run_is_as_before_and_mlflow_names_the_extra(tmp_path):
+# Without the extra: `--mlflow` is refused in one line, and what a run without it builds and
+# imports (CLI, Ray side, tracking callbacks, report) needs neither MLflow nor TensorBoard.
+PROBE = """
+from pathlib import Path
+from grid.cli import main
+from grid.spec import expand, load_spec
+from grid.tracking import TensorBoardCallback, tracking_callbacks
+import grid.run, analysis.report
+spec_path, folder = sys.argv[1], Path(sys.argv[2])
+code = main(["run", spec_path, "--out", str(folder / "refused"), "--mlflow"])
+spec = load_spec(spec_path)
+made = tracking_callbacks(folder / "plain", spec, expand(spec), None)
+assert [type(c) for c in made] == [TensorBoardCallback], made
+assert not {"mlflow", "tensorboard"} & set(sys.modules), "an extra module was imported"
+sys.exit(code)
+"""
+
+
+def test_without_the_extra_a_run_needs_neither_and_mlflow_names_the_extra(tmp_path):
     spec = write_spec(tmp_path, "plain", epochs=1, schedulers="[none]")
-    refused = symgrid("run", spec, "--out", tmp_path / "refused", "--mlflow", prelude=NO_EXTRA)
-    assert refused.returncode == 2
-    assert refused.stderr.count("\n") == 1 and "symgrid[tracking]" in refused.stderr
-    assert "Traceback" not in refused.stderr and not (tmp_path / "refused").exists()
-    # The run's whole path without --mlflow: CLI, Ray, tracking callbacks, tables and report.
-    probe = NO_EXTRA + (
-        "from pathlib import Path\nfrom grid.spec import expand, load_spec\n"
-        "from grid.tracking import TensorBoardCallback, tracking_callbacks\n"
-        "import grid.cli, grid.run, analysis.report\n"
-        f"spec = load_spec({str(spec)!r})\n"
-        f"made = tracking_callbacks(Path({str(tmp_path / 'probe')!r}), spec, expand(spec), None)\n"
-        "assert [type(c) for c in made] == [TensorBoardCallback], made\n"
-        "assert not {'mlflow', 'tensorboard'} & set(sys.modules), 'an extra module was imported'\n"
+    code = "import sys\n" + NO_EXTRA + PROBE
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(spec), str(tmp_path)], capture_output=True, text=True
     )
-    result = subprocess.run([sys.executable, "-c", "import sys\n" + probe], capture_output=True)
-    assert result.returncode == 0, result.stderr.decode()
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "symgrid[tracking]" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "refused").exists()
