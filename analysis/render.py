@@ -23,6 +23,7 @@ import pandas as pd
 
 from analysis import sections as sec
 from analysis.sections import Compared, Section
+from analysis.links import mlflow_html, mlflow_markdown
 
 PARTS = [  # (figure part, heading), in page order after the findings and interactions
     ("gap", "Gap to the optimal detector per Eb/N0"),
@@ -159,6 +160,7 @@ def section_html(s: Section, index: int) -> str:
         f"<details><summary>all {len(s.stats.ranking)} settings, best first (click a column "
         f"heading to sort)</summary>{table}</details>",
     ]
+    parts += mlflow_html(s.run.path)  # links each trial to its MLflow run when one was recorded
     return "\n".join(parts)
 
 
@@ -227,6 +229,7 @@ def section_markdown(s: Section) -> str:
     parts += ["", "## Diverged and failed trials", ""]
     parts.append(md_table(s.problems) if not s.problems.empty else "None.")
     parts += ["", "## Full ranking", "", md_table(sec.ranking_table(s))]
+    parts += mlflow_markdown(s.run.path)
     return "\n".join(parts)
 
 

@@ -75,6 +75,14 @@ def add_ray_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-concurrent", type=int, help="at most this many trials at once")
     parser.add_argument("--no-report", action="store_true", help="skip the report at the end")
     parser.add_argument("--verbose", action="store_true", help="show Ray's own output")
+    parser.add_argument(
+        "--mlflow",
+        nargs="?",
+        const="",
+        metavar="URI",
+        help="log every trial to MLflow: a tracking server URI, or none for DIR/mlflow "
+        "(needs the extra symgrid[tracking])",
+    )
 
 
 def positive(text: str) -> int:
@@ -121,9 +129,12 @@ def cmd_confirm(args) -> int:
 def launch(args, spec, trials, out: Path, default: str, extra: dict | None = None) -> int:
     """Run the trials on Ray (``run`` and ``confirm``), then the report."""
     from grid.run import RunError, run_grid  # Ray is imported only when a run starts
+    from grid.tracking import check_mlflow, tracking_callbacks
 
     command = shlex.join(["symgrid", *sys.argv[1:]]) if sys.argv[1:] else default
     try:
+        if args.mlflow is not None:
+            check_mlflow(args.mlflow, args.verbose)  # the extra and the server, before any folder
         code = run_grid(
             spec,
             trials,
@@ -136,6 +147,7 @@ def launch(args, spec, trials, out: Path, default: str, extra: dict | None = Non
             verbose=args.verbose,
             command=command,
             extra=extra,
+            tracking=lambda o: tracking_callbacks(o, spec, trials, args.mlflow, args.verbose),
         )
     except RunError as err:
         print(f"symgrid: error: {err}", file=sys.stderr)

@@ -76,13 +76,17 @@ def run_grid(
     verbose: bool = False,
     command: str = "",
     extra: dict | None = None,
+    tracking=None,
 ) -> int:
     """Run every trial; harvest records as trials end; write the tables. Returns an exit code.
 
     ``extra`` is recorded in run.json too (``symgrid confirm`` names the parent run there).
+    ``tracking(out)`` returns extra Tune callbacks (``grid.tracking``); they run after
+    :class:`Harvest`, so a trial's records are in place when they see it end.
     """
     out = out.resolve()
     prepare_out(out, len(trials))
+    extra = tracking(out) if tracking else []  # before anything is written: its errors exit 2
     (out / "spec.yaml").write_text(resolved_yaml(spec))
     storage_path = storage or str(out)
     # Shared storage holds many runs: name each experiment for its run so none overwrites another.
@@ -120,7 +124,7 @@ def run_grid(
                 storage_path=storage_path,
                 failure_config=tune.FailureConfig(max_failures=spec.max_failures),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-                callbacks=[Harvest(str(out)), Progress(spec.name, len(trials), verbose)],
+                callbacks=[Harvest(str(out)), Progress(spec.name, len(trials), verbose), *extra],
                 verbose=1 if verbose else 0,
             ),
         )
