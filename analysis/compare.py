@@ -18,7 +18,8 @@ def cell(ratio: float, low: float, high: float) -> str:
 
 
 def side_by_side(frames: dict[str, pd.DataFrame], keys: list[str], value: str) -> pd.DataFrame:
-    """Rows present in ≥ 2 runs: ``keys``, then one column per run, ``value (ci_low-ci_high)``."""
+    """Rows present in ≥ 2 runs, in the first run's order (a ranking: best first): ``keys``,
+    then one column per run, ``value (ci_low-ci_high)``."""
     cells = []
     for name, frame in frames.items():
         if frame.empty:
@@ -32,7 +33,8 @@ def side_by_side(frames: dict[str, pd.DataFrame], keys: list[str], value: str) -
     if not shared.any():
         return pd.DataFrame(columns=keys)
     wide = long[shared].pivot_table(index=keys, columns="run", values="text", aggfunc="first")
-    return wide.reindex(columns=[n for n in frames if n in wide.columns]).reset_index()
+    order = long[shared].drop_duplicates(keys).set_index(keys).index  # the first run's order
+    return wide.reindex(index=order, columns=[n for n in frames if n in wide.columns]).reset_index()
 
 
 def settings_across(rankings: dict[str, pd.DataFrame]) -> pd.DataFrame:

@@ -102,7 +102,10 @@ def effects_table(s: Section) -> pd.DataFrame:
                 for b, a, c in zip(e["best"], e["delta_ci_low"], e["delta_ci_high"])
             ],
             "p_adj (Holm)": e["p_adj"].map(lambda p: "" if pd.isna(p) else f"{p:.2g}"),
-            "significant": e["significant"].map({True: "yes", False: "no"}),
+            "significant": [
+                "" if pd.isna(p) else ("yes" if sig else "no")
+                for p, sig in zip(e["p_adj"], e["significant"])
+            ],
         }
     )
 

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from scipy import stats as sp
 
-from analysis import confirmation, effects, stats
+from analysis import compare, confirmation, effects, stats
 from analysis.findings import confirmation_sentence, ranking_sentence
 
 
@@ -176,3 +176,20 @@ def test_confirmation_says_the_winner_did_not_hold():
     assert not verdict["held"] and verdict["best"] == "x=B" and verdict["beaten_by"] == ["x=B"]
     text = confirmation_sentence(verdict, "DIR")
     assert text.startswith("The screening winner did not hold") and "significantly" in text
+
+
+def test_runs_side_by_side_keep_shared_rows_in_the_first_runs_order():
+    first = pd.DataFrame(
+        {
+            "setting": ["s2", "s1", "only-here"],
+            "ber_ratio_map": [1.0, 1.1, 1.2],
+            "ci_low": [0.9, 1.0, np.nan],
+            "ci_high": [1.1, 1.2, np.nan],
+        }
+    )
+    second = first.iloc[[1, 0]].assign(ber_ratio_map=[1.05, 1.15])
+    table = compare.settings_across({"A": first, "B": second})
+    assert list(table["setting"]) == ["s2", "s1"]  # best first; a setting of one run left out
+    assert list(table.columns) == ["setting", "A", "B"]
+    assert table.iloc[0]["A"] == "1.0000 (0.9000-1.1000)"
+    assert table.iloc[0]["B"] == "1.1500 (0.9000-1.1000)"
