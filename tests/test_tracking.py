@@ -4,15 +4,14 @@ A real ``mlflow server`` is started on loopback (a free port, its own SQLite bac
 folder in a temp dir) and stopped by pid; one small grid runs against it with ``--mlflow URI``
 and its runs, params, metrics, tags and artifacts are read back with ``MlflowClient``, its
 TensorBoard event files with TensorBoard's own ``EventAccumulator``, its report's links checked.
-A second, one-trial grid uses the default local store. Without the extra installed (imports of
-mlflow and tensorboard made to fail in a subprocess) what a run builds needs neither, and
-``--mlflow`` is a one-line error naming the extra.
+The default local store is checked with the same callbacks driven in this process (no second
+Ray). Without the extra installed (imports of mlflow and tensorboard made to fail in a
+subprocess) what a run builds needs neither, and ``--mlflow`` is a one-line error naming it.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import signal
 import socket
@@ -25,11 +24,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
+from ray.tune.experiment import Trial
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from analysis.links import MLFLOW_RUNS
-from grid.cli import main
-from grid.tracking import EPOCH_METRICS, HTTP_DEFAULTS, TENSORBOARD
+from grid.cli import build_parser, main
+from grid.spec import expand, load_spec
+from grid.tracking import EPOCH_METRICS, HTTP_DEFAULTS, TENSORBOARD, tracking_callbacks
+from trainables.records import write_trial_dir
+from trainables.trial import run_trial
 
 BIN = Path(sys.executable).parent  # the venv's bin: mlflow
 START_TIMEOUT_S = 120  # measured 5.7 s at load average 3.3, 26 s at 17 (2 cores)
@@ -217,23 +220,47 @@ def test_the_report_links_each_trial_to_its_mlflow_run(server_run):
     }
 
 
-def test_without_a_uri_the_store_is_inside_the_run_folder(tmp_path):
+def test_without_a_uri_the_store_is_inside_the_run_folder(tmp_path, monkeypatch):
+    """The callbacks of ``--mlflow`` without a URI, driven in this process the way Tune drives them
+    (the grid run above covers Tune itself), with Ray's own Trial and a real trial's records."""
+    for key in (*HTTP_DEFAULTS, "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"):
+        monkeypatch.delenv(key, raising=False)  # restored afterwards: the callbacks set them
+    assert build_parser().parse_args(["run", "quick", "--mlflow"]).mlflow == ""  # no URI
     out = tmp_path / "out"
-    spec = write_spec(tmp_path, "local", epochs=1, schedulers="[none]")
-    result = symgrid("run", spec, "--out", out, "--num-cpus", "2", "--no-report", "--mlflow")
-    assert result.returncode == 0, result.stderr
-    assert "INFO" not in result.stderr  # MLflow's database set-up stays quiet
-    store = f"sqlite:///{out / 'mlflow' / 'mlflow.db'}"
-    client = MlflowClient(tracking_uri=store)
+    spec = load_spec(str(write_spec(tmp_path, "local", epochs=2, schedulers="[none]")))
+    (planned,) = expand(spec)
+    callbacks = tracking_callbacks(out, spec, [planned], "")
+    trial = Trial("trainable", config={}, trial_name_creator=lambda t: planned.trial_id, stub=True)
+    for callback in callbacks:
+        callback.setup()
+        callback.on_trial_start(0, [trial], trial)
+
+    def on_epoch(row, trainer):
+        for callback in callbacks:
+            callback.on_trial_result(row["epoch"], [trial], trial, {**row, "hostname": "here"})
+
+    outcome = run_trial(planned.config, on_epoch)
+    extra = {"axes": planned.axes, "config": planned.config, "hostname": "here", "device": "cpu"}
+    write_trial_dir(outcome, planned.trial_id, out / "trials" / planned.trial_id, extra)
+    for callback in callbacks:
+        callback.on_trial_complete(2, [trial], trial)
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{out / 'mlflow' / 'mlflow.db'}")
     (experiment,) = [e for e in client.search_experiments() if e.name.startswith("local-")]
     assert experiment.artifact_location == (out / "mlflow" / "artifacts").as_uri()
     (run,) = client.search_runs([experiment.experiment_id])
-    assert run.info.run_name == "t0000" and run.data.tags["status"] == "completed"
-    recorded = json.loads((out / "trials" / "t0000" / "trial.json").read_text())
-    assert run.data.metrics["ber_ratio_map"] == pytest.approx(recorded["ber_ratio_map"])
+    assert run.info.run_name == "t0000" and run.info.status == "FINISHED"
+    assert run.data.tags["status"] == "completed" and run.data.tags["node"] == "here"
+    assert run.data.metrics["ber_ratio_map"] == pytest.approx(outcome.summary["ber_ratio_map"])
+    history = client.get_metric_history(run.info.run_id, "val_loss")
+    assert sorted((m.step, m.value) for m in history) == [
+        (r["epoch"], pytest.approx(r["val_loss"])) for r in outcome.epochs
+    ]
     artifacts = Path(run.info.artifact_uri.removeprefix("file://"))
     assert (artifacts / "ber.csv").exists() and out / "mlflow" in artifacts.parents
-    assert not math.isnan(run.data.metrics["val_ber"])
+    events = EventAccumulator(str(out / TENSORBOARD / "t0000"))
+    events.Reload()
+    assert [s.step for s in events.Scalars("val_loss")] == [1, 2]
 
 
 def test_a_tracking_server_that_does_not_answer_is_one_line_before_anything_is_written(
@@ -255,7 +282,8 @@ def test_a_tracking_server_that_does_not_answer_is_one_line_before_anything_is_w
 # imports (CLI, Ray side, tracking callbacks, report) needs neither MLflow nor TensorBoard.
 PROBE = """
 from pathlib import Path
-from grid.cli import main
+from grid.cli import build_parser, main
+from grid.spec import expand, load_spec
 from grid.spec import expand, load_spec
 from grid.tracking import TensorBoardCallback, tracking_callbacks
 import grid.run, analysis.report
