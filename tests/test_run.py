@@ -1,15 +1,19 @@
-"""Real grids on an embedded local Ray: tables, fractional GPUs, resume after an interrupt."""
+"""Real grids on an embedded local Ray: tables, fractional GPUs, resume after an interrupt.
+
+Concurrency is made certain, not hoped for: trials wait at hold files (``tests/gate.py``) until the
+test has seen what it checks.
+"""
 
 import json
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from gate import Gate, wait_for
 
 TINY = """
 name: {name}
@@ -39,6 +43,14 @@ def symgrid(*args, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300, **kwargs)
 
 
+def start_symgrid(*args, env: dict) -> subprocess.Popen:
+    """A symgrid command in its own process group (so Ctrl-C can reach all of it)."""
+    cmd = [sys.executable, "-m", "grid", *map(str, args)]
+    return subprocess.Popen(
+        cmd, stderr=subprocess.PIPE, text=True, start_new_session=True, env={**os.environ, **env}
+    )
+
+
 def trials_of(out: Path) -> pd.DataFrame:
     return pd.read_parquet(out / "trials.parquet")
 
@@ -66,11 +78,17 @@ def test_a_grid_runs_on_embedded_ray_and_writes_every_table(tmp_path):
 
 
 def test_four_quarter_gpu_trials_share_one_logical_gpu_concurrently(tmp_path):
-    out = tmp_path / "out"
-    # Trials of a few seconds each: longer than the stagger of their four actors' start-up.
-    spec = write_spec(tmp_path, "gpu", epochs=6, seeds="[0, 1]", cpu=0.5, gpu=0.25, symbols=262144)
-    result = symgrid("run", spec, "--out", out, "--num-cpus", "2", "--num-gpus", "1", "--no-report")
-    assert result.returncode == 0, result.stderr
+    out, gate = tmp_path / "out", Gate(tmp_path / "gate")
+    spec = write_spec(tmp_path, "gpu", epochs=2, seeds="[0, 1]", cpu=0.5, gpu=0.25)
+    ids = [f"t{i:04d}" for i in range(4)]
+    gate.hold(1, *ids)  # each trial waits after its first epoch: they can only all be held at once
+    args = [spec, "--out", out, "--num-cpus", "2", "--num-gpus", "1", "--no-report"]
+    proc = start_symgrid("run", *args, env=gate.env)
+    held = gate.wait_held(1, ids, alive=lambda: proc.poll() is None)
+    assert len({h["pid"] for h in held.values()}) == 4, "four trial workers, one per trial"
+    gate.release()
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
     trials = trials_of(out)
     assert len(trials) == 4 and set(trials.gpu_ids) == {"0"}
     started = pd.to_datetime(trials.started_at)
@@ -80,19 +98,22 @@ def test_four_quarter_gpu_trials_share_one_logical_gpu_concurrently(tmp_path):
 
 
 def test_resume_after_sigint_runs_only_unfinished_trials(tmp_path):
-    out = tmp_path / "out"
+    out, gate = tmp_path / "out", Gate(tmp_path / "gate")
     spec = write_spec(tmp_path, name="resume", epochs=4, seeds="[0, 1, 2]")
-    cmd = [sys.executable, "-m", "grid", "run", str(spec), "--out", str(out), "--num-cpus", "2"]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    deadline = time.monotonic() + 180
-    while len(list(out.glob("trials/*/trial.json"))) < 2 and time.monotonic() < deadline:
-        time.sleep(0.2)
+    late = [f"t{i:04d}" for i in range(2, 6)]
+    gate.hold(1, *late)  # only t0000 and t0001 can finish before the interrupt
+    proc = start_symgrid("run", spec, "--out", out, "--num-cpus", "2", env=gate.env)
+    running = lambda: proc.poll() is None  # noqa: E731
+    finished = lambda: len(list(out.glob("trials/*/trial.json"))) == 2  # noqa: E731
+    wait_for(finished, "two finished trials", running)
+    gate.wait_held(1, late, count=2, alive=running)  # both slots busy with a trial mid-run
     os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group
     proc.communicate(timeout=120)
+    gate.release()
     records = {p.parent.name: p.read_text() for p in out.glob("trials/*/trial.json")}
     # A trial caught mid-epoch by Ctrl-C is recorded as failed, then run again on resume.
     before = {k: v for k, v in records.items() if json.loads(v)["status"] == "completed"}
-    assert 2 <= len(before) < 6, "the interrupt landed mid-grid"
+    assert sorted(before) == ["t0000", "t0001"], "the interrupt landed mid-grid"
     result = symgrid("resume", out, "--no-report")
     assert result.returncode == 0, result.stderr
     trials = trials_of(out)

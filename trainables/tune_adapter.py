@@ -6,23 +6,30 @@ checkpoint holds the trial's whole record folder (see ``trainables.records``).
 
 A trial that had already ended is never trained again: ``symgrid resume`` passes the outcomes the
 driver recorded (``done``), and a restored final checkpoint is reported again as it is.
+
+Test hook: with ``SYMGRID_TEST_GATE`` set, a trial can be held between epochs
+(:func:`hold_at_gate`), so tests put trials at a known point without racing them.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import socket
 import tempfile
+import time
 from pathlib import Path
 
 import ray
 import torch
 from ray import tune
 
-from trainables.records import epochs_frame, write_parquet, write_trial_dir
+from trainables.records import atomic, epochs_frame, write_parquet, write_trial_dir
 from trainables.trial import run_trial
 
 STATE_FILE = "state.pt"
+GATE_ENV = "SYMGRID_TEST_GATE"  # test hook only: a folder of hold files, see hold_at_gate
+GATE_POLL_S = 0.05  # how often a held trial looks for its hold file
 
 
 def trainable(config: dict, done: dict | None = None) -> None:
@@ -52,6 +59,7 @@ def trainable(config: dict, done: dict | None = None) -> None:
             write_parquet(epochs_frame(trial_id, trainer.rows), Path(tmp) / "epochs.parquet")
             metrics = {"trial_id": trial_id, "final": False, **row}
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+        hold_at_gate(trial_id, row["epoch"])
 
     outcome = run_trial(trial["config"], on_epoch, load_state(), placement["device"])
     extra = {"axes": trial["axes"], "config": trial["config"], **placement}
@@ -77,6 +85,26 @@ def report_final_checkpoint(trial_id: str) -> bool:
         metrics["ber_ratio_map"] = summary.get("ber_ratio_map")
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
     return True
+
+
+def hold_at_gate(trial_id: str, epoch: int) -> None:
+    """Test hook: after reporting ``epoch``, wait while a hold file for it exists.
+
+    The hold file is ``$SYMGRID_TEST_GATE/<trial_id>.<epoch>.hold``.
+    A test creates hold files before the run and deletes one to let its trial go on. A held trial
+    first writes ``<trial_id>.<epoch>.held`` (JSON: its worker's ``pid`` and ``node_id``). It waits
+    after ``tune.report`` has returned, which Tune allows only once the driver has processed that
+    epoch's result and checkpoint, so a trial killed while held restarts after ``epoch``. Real runs
+    leave the variable unset and this costs nothing.
+    """
+    folder = os.environ.get(GATE_ENV)
+    hold = Path(folder) / f"{trial_id}.{epoch}.hold" if folder else None
+    if hold is None or not hold.exists():
+        return
+    held = {"pid": os.getpid(), "node_id": ray.get_runtime_context().get_node_id()}
+    atomic(hold.with_suffix(".held"), lambda tmp: Path(tmp).write_text(json.dumps(held)))
+    while hold.exists():
+        time.sleep(GATE_POLL_S)
 
 
 def load_state() -> dict | None:
