@@ -25,6 +25,7 @@ from ray import tune
 
 from analysis.collect import build_tables
 from grid.spec import Spec, TrialSpec, resolved_yaml, spec_hash
+from grid.storage import experiment_uri, unshared_storage
 from trainables.records import atomic, epochs_frame, write_json, write_parquet
 from trainables.tune_adapter import trainable
 
@@ -76,27 +77,35 @@ def run_grid(
     verbose: bool = False,
     command: str = "",
 ) -> int:
-    """Run every trial; harvest records as trials end; write the tables. Returns an exit code."""
+    """Run every trial; harvest records as trials end; write the tables. Returns an exit code.
+
+    On a multi-node cluster (``address``) Ray's storage must be shared: without ``storage`` the run
+    is refused before anything is written (``grid.storage.unshared_storage``).
+    """
     out = out.resolve()
     prepare_out(out, len(trials))
-    (out / "spec.yaml").write_text(resolved_yaml(spec))
-    storage_path = storage or str(out)
-    # Shared storage holds many runs: name each experiment for its run so none overwrites another.
-    experiment = (
-        f"{spec.name}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}" if storage else EXPERIMENT
-    )
-    info = {
-        "name": spec.name,
-        "spec_hash": spec_hash(spec),
-        "command": command,
-        "experiment_path": f"{storage_path.rstrip('/')}/{experiment}",
-        "trials": len(trials),
-        "axes": list(spec.axes),
-        "started_at": now(),
-        "ray": {"address": address, "num_cpus": num_cpus, "num_gpus": num_gpus},
-    }
-    write_json(info, out / "run.json")
     with ray_session(address, num_cpus, num_gpus, verbose):
+        refusal = unshared_storage(address, storage, sum(n["Alive"] for n in ray.nodes()))
+        if refusal:  # before anything is written or run
+            raise RunError(refusal)
+        (out / "spec.yaml").write_text(resolved_yaml(spec))
+        storage_path = storage or str(out)
+        # Shared storage holds many runs: name each experiment for its run, so none overwrites
+        # another.
+        experiment = (
+            f"{spec.name}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}" if storage else EXPERIMENT
+        )
+        info = {
+            "name": spec.name,
+            "spec_hash": spec_hash(spec),
+            "command": command,
+            "experiment_path": experiment_uri(storage_path, experiment),
+            "trials": len(trials),
+            "axes": list(spec.axes),
+            "started_at": now(),
+            "ray": {"address": address, "num_cpus": num_cpus, "num_gpus": num_gpus},
+        }
+        write_json(info, out / "run.json")
         resources = trial_resources(spec)
         tuner = tune.Tuner(
             tune.with_resources(trainable, resources),
