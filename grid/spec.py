@@ -12,6 +12,7 @@ A spec is a YAML mapping (grid/presets/quick.yaml is a full example)::
     exclude: [{loss: mse, regularization: label_smoothing}]  # a bare name matches any params
     resources: {cpu: 1, gpu: auto}     # per trial; gpu: a fraction in [0, 1], or auto
     max_failures: 2
+    checkpoint: {every_epochs: 1, min_interval_s: 60}  # trainables.checkpointing (the defaults)
 
 Every error is a :class:`SpecError` whose text is one line: the field path, the bad value and what
 is allowed. Validation expands the grid and parses every kept trial config, so a spec that loads is
@@ -36,6 +37,7 @@ from typing import Literal, NamedTuple
 import yaml
 
 from grid.source import SpecError, load_yaml, read_text, resolve_spec_path
+from trainables.checkpointing import CheckpointPolicy
 from trainables.config import SECTIONS, Eval, config_to_dict, parse_regularization
 from trainables.config import parse_trial_config as parse_trial
 from trainables.losses import LOSSES
@@ -57,7 +59,16 @@ MAX_TRIALS_WITHOUT_YES = 10_000  # more needs an explicit yes: a typo in an axis
 # driver holds every trial in memory; a bigger study is several runs.
 MAX_TRIALS = 50_000
 SYMBOLS_PER_S = 8e6  # training speed of one core (DESIGN.md: 7-9 M symbols/s), for estimates
-TOP_KEYS = ("name", "description", "base", "axes", "exclude", "resources", "max_failures")
+TOP_KEYS = (
+    "name",
+    "description",
+    "base",
+    "axes",
+    "exclude",
+    "resources",
+    "max_failures",
+    "checkpoint",
+)
 SECTION_TYPES = {**SECTIONS, "eval": Eval}
 NAMED = {"loss": LOSSES, "scheduler": SCHEDULERS}
 TOP_PATHS = (*SECTION_TYPES, "loss", "scheduler", "regularization", "seed")
@@ -111,6 +122,7 @@ class Spec:
     exclude: list[dict]
     resources: Resources = field(default_factory=Resources)
     max_failures: int = 2
+    checkpoint: CheckpointPolicy = field(default_factory=CheckpointPolicy)
     source: str = ""  # the YAML text, for reproducibility
     _trials: list = field(default_factory=list, init=False, compare=False, repr=False)
 
@@ -179,6 +191,7 @@ def _parse_spec(raw: object, source: str, allow_large: bool) -> Spec:
         exclude=_parse_exclude(raw.get("exclude"), axes),
         resources=parse(Resources, raw.get("resources"), "resources"),
         max_failures=header.max_failures,
+        checkpoint=parse(CheckpointPolicy, raw.get("checkpoint"), "checkpoint"),
         source=source,
     )
     _trials(spec)  # every kept trial must be a valid trial config
@@ -437,9 +450,9 @@ def _plain(spec: Spec) -> dict:
     for section in PRESENCE_SENSITIVE:
         if section in spec.axes or f"{section}.name" in spec.axes:
             base[section] = dict(spec.base.get(section) or {})
-    fields = ("name", "description", "base", "axes", "exclude", "resources", "max_failures")
-    values = {**{k: getattr(spec, k) for k in fields}, "base": base}
-    return {**values, "resources": to_plain(spec.resources)}
+    values = {**{k: getattr(spec, k) for k in TOP_KEYS}, "base": base}
+    sections = {k: to_plain(getattr(spec, k)) for k in ("resources", "checkpoint")}
+    return {**values, **sections}
 
 
 def spec_hash(spec: Spec) -> str:

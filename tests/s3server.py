@@ -77,6 +77,10 @@ class S3Server:
         infos = self.filesystem().get_file_info(selector)
         return {i.path: i.size for i in infos if i.type == pafs.FileType.File}
 
+    def read(self, path: str) -> bytes:
+        with self.filesystem().open_input_stream(path) as stream:
+            return stream.readall()
+
     def stop(self) -> None:
         """Terminate the server by its pid (kill it if it does not stop within 10 s)."""
         if self.proc is None or self.proc.poll() is not None:

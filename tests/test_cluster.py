@@ -244,9 +244,15 @@ def alive(pid: int) -> bool:
     return True
 
 
-def finished(out: Path) -> dict[str, str]:
-    """trial_id -> trial.json text of the trials the run recorded as completed."""
-    records = {p.parent.name: p.read_text() for p in out.glob("trials/*/trial.json")}
+def s3_records(s3, bucket: str) -> dict[str, str]:
+    """trial_id -> trial.json text of every trial record in the bucket (each must be there once)."""
+    paths = [p for p in s3.files(bucket) if "/records/" in p and p.endswith("/trial.json")]
+    ids = [p.split("/")[-2] for p in paths]
+    assert len(ids) == len(set(ids)), sorted(paths)
+    return {trial_id: s3.read(p).decode() for trial_id, p in zip(ids, paths)}
+
+
+def completed(records: dict[str, str]) -> dict[str, str]:
     return {t: text for t, text in records.items() if json.loads(text)["status"] == "completed"}
 
 
@@ -258,9 +264,10 @@ def test_a_grid_on_s3_storage_resumes_after_its_driver_is_killed(cluster, s3, tm
     spec, out = write_spec(tmp_path, "s3", "[0, 1, 2, 3]", gpu=0), tmp_path / "out"
     job = cluster.start_job(*run_command(spec, out, s3.uri(bucket, "runs")), env=gate.env)
     running = lambda: cluster.job(job).get("status") not in JOB_ENDS  # noqa: E731
-    wait_for(lambda: finished(out).keys() == {"t0000", "t0001"}, "two finished trials", running)
+    two = lambda: completed(s3_records(s3, bucket)).keys() == {"t0000", "t0001"}  # noqa: E731
+    wait_for(two, "two trials' records on S3", running)
     held = gate.wait_held(1, late, alive=running)
-    before = finished(out)
+    before = completed(s3_records(s3, bucket))
 
     kill_pids(symgrid_drivers(cluster, spec), signal.SIGKILL)
     status, output = cluster.wait_job(job)
@@ -271,20 +278,20 @@ def test_a_grid_on_s3_storage_resumes_after_its_driver_is_killed(cluster, s3, tm
 
     status, output = cluster.submit("symgrid", "resume", str(out), "--no-report")
     assert status == "SUCCEEDED", f"{status}\n{output[-6000:]}\n{cluster.logs()}"
+    records = s3_records(s3, bucket)
+    assert completed(records).keys() == {"t0000", "t0001", "t0002", "t0003"}
+    for trial_id, text in before.items():  # finished before the kill: not run again
+        assert records[trial_id] == text
+        assert (out / "trials" / trial_id / "trial.json").read_text() == text  # copied once
     trials = pd.read_parquet(out / "trials.parquet")
     check_every_trial_once(trials, 4)
     epochs = pd.read_parquet(out / "epochs.parquet").groupby("trial_id").epoch.apply(list)
     assert epochs.to_dict() == {t: [1, 2] for t in trials.trial_id}  # no epoch twice, none lost
     assert len(pd.read_parquet(out / "ber.parquet")) == 4  # one Eb/N0 point per trial
-    for trial_id, text in before.items():  # finished before the kill: not run again
-        assert (out / "trials" / trial_id / "trial.json").read_text() == text
-
-    # Ray's storage was the S3 server, not a disk: each trial's final record is there once.
-    experiment = json.loads((out / "run.json").read_text())["experiment_path"]
-    assert experiment.startswith(f"s3://{bucket}/runs/s3-") and not (out / "ray").exists()
-    objects = s3.files(f"{bucket}/runs")
-    finals = sorted(p.split("/")[-3] for p in objects if p.endswith("/trial.json"))
-    assert finals == ["t0000", "t0001", "t0002", "t0003"], sorted(objects)
+    # Ray's experiment state is on the S3 server too, and nothing of Ray's is on the local disk.
+    info = json.loads((out / "run.json").read_text())
+    assert info["experiment_path"].startswith(f"s3://{bucket}/runs/s3-")
+    assert any("/experiment_state-" in p for p in s3.files(bucket)) and not (out / "ray").exists()
 
     report = subprocess.run(
         [str(BIN / "symgrid"), "report", str(out)], capture_output=True, text=True, timeout=300

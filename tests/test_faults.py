@@ -40,6 +40,7 @@ axes:
   {axis}: {values}
 resources: {{cpu: 1, gpu: 0}}
 max_failures: 2
+checkpoint: {{every_epochs: 1, min_interval_s: 0}}  # a killed worker restarts mid-trial
 """
 
 

@@ -3,7 +3,8 @@
 import pyarrow.fs as pafs
 import pytest
 
-from grid.storage import experiment_uri, unshared_storage
+from grid.storage import unshared_storage
+from trainables.records import join_uri
 
 S3 = "s3://bucket/runs?endpoint_override=http://127.0.0.1:9000&region=us-east-1"
 
@@ -19,13 +20,13 @@ S3 = "s3://bucket/runs?endpoint_override=http://127.0.0.1:9000&region=us-east-1"
         (S3, "s3://bucket/runs/quick-1?endpoint_override=http://127.0.0.1:9000&region=us-east-1"),
     ],
 )
-def test_experiment_uri_appends_the_name_to_the_path_not_the_query(storage, joined):
-    assert experiment_uri(storage, "quick-1") == joined
+def test_join_uri_appends_the_name_to_the_path_not_the_query(storage, joined):
+    assert join_uri(storage, "quick-1") == joined
 
 
 def test_pyarrow_reads_the_joined_uri_as_the_same_server_one_folder_down():
     base_fs, base_path = pafs.FileSystem.from_uri(S3)
-    fs, path = pafs.FileSystem.from_uri(experiment_uri(S3, "quick-1"))
+    fs, path = pafs.FileSystem.from_uri(join_uri(S3, "quick-1"))
     assert path == f"{base_path}/quick-1" == "bucket/runs/quick-1"
     assert fs.equals(base_fs)  # same endpoint, region and options
     assert not fs.equals(pafs.FileSystem.from_uri("s3://bucket/runs?region=us-east-1")[0])
