@@ -1,5 +1,7 @@
 """Ray storage paths and the shared-storage rule (real cluster checks: tests/test_cluster.py)."""
 
+from pathlib import Path
+
 import pyarrow.fs as pafs
 import pytest
 
@@ -50,3 +52,8 @@ def test_a_multi_node_cluster_without_storage_is_refused_in_one_line():
     assert "\n" not in message
     assert "--address ray://head:10001" in message and "2 nodes" in message
     assert "--storage" in message and "s3://" in message
+
+
+def test_the_readme_quotes_the_refusal_as_the_code_words_it():
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    assert f"symgrid: error: {unshared_storage('auto', None, 2)}\n" in readme
