@@ -31,7 +31,6 @@ import pandas as pd
 import ray
 from ray import tune
 
-from analysis.collect import build_tables
 from grid.progress import Progress
 from grid.spec import Spec, TrialSpec, resolved_yaml, spec_hash
 from trainables.records import (
@@ -50,6 +49,7 @@ AUTO_GPU_FRACTION = 0.25  # four trials share a GPU when the cluster has one
 # Measured: a tiny trial leaves about 170 KiB (Ray's trial folder, two checkpoints, its records).
 BYTES_PER_TRIAL = 256 * 2**10
 MIN_FREE_BYTES = 16 * 2**20  # spec, run.json, Ray's experiment state, the tables and the report
+INTERRUPTED = 130  # exit code of a run stopped before every trial ended (as for Ctrl-C)
 # Tune's knobs for big grids, set unless the environment already sets them (README, Performance).
 TUNE_ENV = {
     # Tune snapshots its experiment state (every trial's state, JSON) into the storage; "auto"
@@ -141,39 +141,58 @@ def run_grid(
         "trials": len(trials),
         "axes": list(spec.axes),
         "started_at": now(),
-        "ray": {"address": address, "num_cpus": num_cpus, "num_gpus": num_gpus},
+        "ray": {
+            "address": address,
+            "num_cpus": num_cpus,
+            "num_gpus": num_gpus,
+            "max_concurrent": max_concurrent,
+        },
     }
     write_json(info, out / "run.json")
     files = RunFiles(where["plan"], where["records"], spec.checkpoint)
-    ids = [t.trial_id for t in trials]
     with ray_session(address, num_cpus, num_gpus, verbose):
-        experiment = where["experiment_path"]
-        tuner = tune.Tuner(
-            tune.with_resources(tune.with_parameters(trainable, run=files), trial_resources(spec)),
-            param_space={"trial": tune.grid_search(ids)},
-            tune_config=tune.TuneConfig(
-                reuse_actors=True,
-                max_concurrent_trials=max_concurrent,
-                trial_name_creator=trial_name,
-                trial_dirname_creator=trial_name,
-            ),
-            run_config=tune.RunConfig(
-                name=experiment.partition("?")[0].rstrip("/").rsplit("/", 1)[-1],  # last part
-                storage_path=storage or str(out),
-                failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-                callbacks=[Progress(spec.name, len(trials), verbose)],
-                verbose=1 if verbose else 0,
-            ),
-        )
+        ids = [t.trial_id for t in trials]
+        tuner = new_tuner(spec, files, where["experiment_path"], ids, max_concurrent, verbose)
         return finish(tuner.fit(), out, spec.name, files)
+
+
+def new_tuner(
+    spec: Spec,
+    files: RunFiles,
+    experiment_path: str,
+    ids: list[str],
+    max_concurrent: int | None,
+    verbose: bool,
+) -> tune.Tuner:
+    """A Tuner whose param space is the trial ids alone, its experiment at ``experiment_path``."""
+    base, sep, query = experiment_path.partition("?")
+    storage, name = base.rstrip("/").rsplit("/", 1)
+    return tune.Tuner(
+        tune.with_resources(tune.with_parameters(trainable, run=files), trial_resources(spec)),
+        param_space={"trial": tune.grid_search(ids)},
+        tune_config=tune.TuneConfig(
+            reuse_actors=True,
+            max_concurrent_trials=max_concurrent,
+            trial_name_creator=trial_name,
+            trial_dirname_creator=trial_name,
+        ),
+        run_config=tune.RunConfig(
+            name=name,
+            storage_path=storage + sep + query,
+            failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            callbacks=[Progress(spec.name, len(ids), verbose)],
+            verbose=1 if verbose else 0,
+        ),
+    )
 
 
 def resume_grid(out: Path, spec: Spec, *, verbose: bool = False) -> int:
     """Continue an interrupted run: finished trials are not run again.
 
     The trials whose records are finished are passed to the trainable, which reports them without
-    training: after a killed driver Ray's saved state can lag behind them.
+    training: after a killed driver Ray's saved state can lag behind them. A run stopped before
+    Ray saved any state (Ctrl-C while Ray started) starts again from its plan.
     """
     out = out.resolve()
     info = read_run_json(out)
@@ -181,16 +200,18 @@ def resume_grid(out: Path, spec: Spec, *, verbose: bool = False) -> int:
     store = RecordStore(info["records"])
     files = RunFiles(info["plan"], info["records"], spec.checkpoint, store.finished())
     with ray_session(cfg["address"], cfg["num_cpus"], cfg["num_gpus"], verbose):
-        if not tune.Tuner.can_restore(path):
-            raise RunError(f"{out}: Ray has no experiment state at {path} to resume")
-        tuner = tune.Tuner.restore(
-            path,
-            trainable=tune.with_resources(
-                tune.with_parameters(trainable, run=files), trial_resources(spec)
-            ),
-            resume_unfinished=True,
-            restart_errored=True,
-        )
+        if tune.Tuner.can_restore(path):
+            tuner = tune.Tuner.restore(
+                path,
+                trainable=tune.with_resources(
+                    tune.with_parameters(trainable, run=files), trial_resources(spec)
+                ),
+                resume_unfinished=True,
+                restart_errored=True,
+            )
+        else:
+            ids = sorted(read_plan(info["plan"]))
+            tuner = new_tuner(spec, files, path, ids, cfg.get("max_concurrent"), verbose)
         return finish(tuner.fit(), out, spec.name, files)
 
 
@@ -206,18 +227,22 @@ def read_run_json(out: Path) -> dict:
 
 def finish(results: tune.ResultGrid, out: Path, name: str, files: RunFiles) -> int:
     """Record the trials that failed without a record, copy the records, write the tables."""
+    from analysis.collect import build_tables  # scipy & co. load after the trials, not before
+
     store = RecordStore(files.records)
     record_failures(results, store, files.plan)
     store.copy_to(out / "trials")
     info = json.loads((out / "run.json").read_text())
     info["finished_at"] = now()
     write_json(info, out / "run.json")
-    done = len(build_tables(out).finished_ids)
-    total = info["trials"]
+    tables = build_tables(out)
+    done, ended, total = len(tables.finished_ids), len(tables.trials), info["trials"]
     line = f"[{name}] {done}/{total} trials have results in {out}"
     if done < total:
         line += f"; `symgrid resume {out}` runs the other {total - done}"
     print(line, file=sys.stderr)
+    if ended < total:  # trials without any record: stopped (Ctrl-C) before they ended
+        return INTERRUPTED
     return 0 if done == total else 1
 
 
