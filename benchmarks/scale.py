@@ -178,14 +178,14 @@ def main() -> None:
     args = p.parse_args()
     sizes, expand_n = ([12], 2_700) if args.smoke else (args.sizes, args.expand)
     info = machine()
-    if args.keep:
-        args.keep.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=args.keep, delete=not args.keep) as tmp:
-        runs = []
-        for n in sizes:
-            runs.append(run_size(n, Path(tmp)))
-            print(json.dumps(runs[-1]), flush=True)
-        validation = expand_validate(expand_n, Path(tmp))
+    tmp = tempfile.TemporaryDirectory()  # removed at exit unless --keep names a folder
+    folder = Path(tempfile.mkdtemp(dir=args.keep)) if args.keep else Path(tmp.name)
+    runs = []
+    for n in sizes:
+        runs.append(run_size(n, folder))
+        print(json.dumps(runs[-1]), flush=True)
+    validation = expand_validate(expand_n, folder)
+    tmp.cleanup()
     cols = ["trials", "to_first_trial_s", "wall_s", "overhead_per_trial_s"]
     cols += ["steady_overhead_per_trial_s", "driver_peak_rss_mib", "tables_s"]
     cols += ["tables_build_s", "tables_peak_rss_mib"]

@@ -50,6 +50,7 @@ def build_parser() -> Parser:
     validate = sub.add_parser("validate", help="check a spec; print axes, trial count, cost")
     validate.add_argument("spec")
     validate.add_argument("--yes", action="store_true")
+    validate.add_argument("--slots", type=int, help="trials at once for the wall time estimate")
 
     sub.add_parser("presets", help="list the shipped presets")
 
@@ -140,7 +141,7 @@ def cmd_resume(args) -> int:
 
 def cmd_validate(args) -> int:
     spec = load_spec(args.spec, allow_large=args.yes)
-    print(describe(spec))
+    print(describe(spec, args.slots))
     return 0
 
 
