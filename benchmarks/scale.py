@@ -17,7 +17,8 @@ average before and after it.
 
     python benchmarks/scale.py                         # 100, 1,000, 4,050 and 50,000; ~1 hour
     python benchmarks/scale.py --sizes 100 1000        # some sizes only
-    python benchmarks/scale.py --smoke                 # 12 trials and 2,000 expanded, ~40 s
+    python benchmarks/scale.py --sizes 300 --env TUNE_MAX_PENDING_TRIALS_PG=200  # a Tune knob
+    python benchmarks/scale.py --smoke                 # 6 trials and 1,350 expanded, ~30 s
 """
 
 from __future__ import annotations
@@ -137,10 +138,22 @@ def run_size(n: int, tmp: Path) -> dict:
         "steady_overhead_per_trial_s": ((finished - started) * SLOTS - trial_s) / n,
         "after_last_trial_s": start + wall - finished,
         "driver_peak_rss_mib": rss.peak_kib / 1024,
+        "trial_processes": len(worker_pids(out)),
         **tables(out),
         "loadavg_before": [round(v, 2) for v in load],
         "loadavg_after": [round(v, 2) for v in os.getloadavg()],
     }
+
+
+def worker_pids(out: Path) -> set[int]:
+    """The Ray worker processes that ran trials (the ``pid`` of each trial's last report): with
+    reused actors about one per slot, unless Tune starts fresh actors."""
+    pids = set()
+    for path in (out / "ray").glob("*/result.json"):
+        lines = path.read_text().strip().splitlines()
+        if lines:
+            pids.add(json.loads(lines[-1])["pid"])
+    return pids
 
 
 def tables(out: Path) -> dict:
@@ -175,8 +188,10 @@ def main() -> None:
     p.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 4050])
     p.add_argument("--expand", type=int, default=49_950, help="trials to expand and validate")
     p.add_argument("--keep", type=Path, help="keep the run folders here (default: a temp dir)")
+    p.add_argument("--env", action="append", default=[], help="KEY=VALUE for the runs (Tune's)")
     args = p.parse_args()
-    sizes, expand_n = ([12], 2_700) if args.smoke else (args.sizes, args.expand)
+    os.environ.update(dict(item.split("=", 1) for item in args.env))
+    sizes, expand_n = ([6], 1_350) if args.smoke else (args.sizes, args.expand)
     info = machine()
     tmp = tempfile.TemporaryDirectory()  # removed at exit unless --keep names a folder
     folder = Path(tempfile.mkdtemp(dir=args.keep)) if args.keep else Path(tmp.name)
@@ -191,7 +206,8 @@ def main() -> None:
     cols += ["tables_build_s", "tables_peak_rss_mib"]
     print(table(runs, cols, "symgrid run, tiny trials, embedded Ray, 2 slots"))
     print(table([validation], ["trials", "expand_validate_s"], "symgrid validate --yes"))
-    write(args.json, {"benchmark": "scale", "machine": info, "runs": runs, "expand": validation})
+    result = {"benchmark": "scale", "machine": info, "env": args.env, "runs": runs}
+    write(args.json, {**result, "expand": validation})
 
 
 if __name__ == "__main__":
