@@ -33,6 +33,7 @@ from ray import tune
 
 from grid.progress import Progress
 from grid.spec import Spec, TrialSpec, resolved_yaml, spec_hash
+from grid.tuning import EndedFirstFIFO, loggers, set_tune_env
 from trainables.records import (
     IO_THREADS,
     RecordStore,
@@ -50,12 +51,6 @@ AUTO_GPU_FRACTION = 0.25  # four trials share a GPU when the cluster has one
 BYTES_PER_TRIAL = 256 * 2**10
 MIN_FREE_BYTES = 16 * 2**20  # spec, run.json, Ray's experiment state, the tables and the report
 INTERRUPTED = 130  # exit code of a run stopped before every trial ended (as for Ctrl-C)
-# Tune's knobs for big grids, set unless the environment already sets them (README, Performance).
-TUNE_ENV = {
-    # Tune snapshots its experiment state (every trial's state, JSON) into the storage; "auto"
-    # adapts the period to keep snapshots at ~5 % of the driver's time, at least every 10 s.
-    "TUNE_GLOBAL_CHECKPOINT_S": "auto",
-}
 
 
 class RunError(RuntimeError):
@@ -167,11 +162,13 @@ def new_tuner(
     """A Tuner whose param space is the trial ids alone, its experiment at ``experiment_path``."""
     base, sep, query = experiment_path.partition("?")
     storage, name = base.rstrip("/").rsplit("/", 1)
+    set_tune_env(spec.resources.cpu)
     return tune.Tuner(
         tune.with_resources(tune.with_parameters(trainable, run=files), trial_resources(spec)),
         param_space={"trial": tune.grid_search(ids)},
         tune_config=tune.TuneConfig(
             reuse_actors=True,
+            scheduler=EndedFirstFIFO(),
             max_concurrent_trials=max_concurrent,
             trial_name_creator=trial_name,
             trial_dirname_creator=trial_name,
@@ -181,7 +178,7 @@ def new_tuner(
             storage_path=storage + sep + query,
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-            callbacks=[Progress(spec.name, len(ids), verbose)],
+            callbacks=[*loggers(), Progress(spec.name, len(ids), verbose)],
             verbose=1 if verbose else 0,
         ),
     )
@@ -201,6 +198,7 @@ def resume_grid(out: Path, spec: Spec, *, verbose: bool = False) -> int:
     files = RunFiles(info["plan"], info["records"], spec.checkpoint, store.finished())
     with ray_session(cfg["address"], cfg["num_cpus"], cfg["num_gpus"], verbose):
         if tune.Tuner.can_restore(path):
+            set_tune_env(spec.resources.cpu)
             tuner = tune.Tuner.restore(
                 path,
                 trainable=tune.with_resources(
@@ -252,7 +250,7 @@ def record_failures(results: tune.ResultGrid, store: RecordStore, plan: str) -> 
     failed = {
         r.config["trial"]: one_line(r.error) for r in results if r.error is not None and r.config
     }
-    recorded = store.statuses()
+    recorded = store.statuses() if failed else {}
     missing = [t for t in failed if t not in recorded]
     if not missing:
         return
@@ -283,8 +281,6 @@ class ray_session:
         self.verbose, self.owned = verbose, False
 
     def __enter__(self):
-        for key, value in TUNE_ENV.items():
-            os.environ.setdefault(key, value)
         if not self.verbose:
             # Tune's new console output prints a config box and a TensorBoard hint even at
             # verbose=0; its legacy reporter (Ray's documented switch) prints nothing.
