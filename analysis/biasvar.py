@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -169,11 +170,24 @@ def bias_variance_table(
     if trials.empty or "config_json" not in trials:
         return pd.DataFrame(columns=columns)
     grouped = replicate_groups(trials)
-    if predictions is None:
-        predictions = read_predictions(Path(source), grouped["trial_id"])
-    if grouped.empty or predictions.empty:
-        return pd.DataFrame(columns=columns)
-    rows = [
-        r for _, m in grouped.groupby("group", sort=False) for r in group_rows(m, predictions, keys)
-    ]
+    groups = [members for _, members in grouped.groupby("group", sort=False)]
+    if predictions is None:  # a run folder: one window of groups' predictions in memory at once
+        read = lambda members: read_predictions(Path(source), members["trial_id"])  # noqa: E731
+        pairs = zip(groups, windowed(read, groups), strict=True)
+    else:
+        pairs = ((m, predictions) for m in groups)
+    rows = [r for members, preds in pairs if len(preds) for r in group_rows(members, preds, keys)]
     return pd.DataFrame(rows, columns=columns)
+
+
+def windowed(read, items: list, window: int = 32):
+    """``read(item)`` for each item in order, up to ``window`` reads ahead on threads: the
+    files of the next groups load while one group is computed, and memory stays bounded."""
+    with ThreadPoolExecutor(8) as pool:
+        pending = [pool.submit(read, item) for item in items[:window]]
+        for i in range(len(items)):
+            result = pending[i].result()
+            pending[i] = None  # drop the reference: a group's predictions are freed when done
+            if i + window < len(items):
+                pending.append(pool.submit(read, items[i + window]))
+            yield result

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
@@ -17,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis import biasvar  # module import: biasvar reads SUMMARY_COLUMNS from here
-from trainables.records import BER_COLUMNS, EPOCH_COLUMNS, write_parquet
+from trainables.records import BER_COLUMNS, EPOCH_COLUMNS, IO_THREADS, write_parquet
 
 SUMMARY_COLUMNS = [
     "epochs_run",
@@ -52,9 +53,16 @@ class Tables:
 
 
 def read_trials(out: Path) -> list[dict]:
-    """Every trial.json under DIR/trials, in trial_id order."""
+    """Every trial.json under DIR/trials, in trial_id order (read in parallel)."""
     paths = sorted((Path(out) / "trials").glob("*/trial.json"))
-    return [json.loads(p.read_text()) for p in paths]
+    return read_all(lambda p: json.loads(p.read_text()), paths)
+
+
+def read_all(read, paths: list) -> list:
+    """``[read(p) for p in paths]``, on ``IO_THREADS`` threads: thousands of small files are
+    bound by file-system calls, which release the GIL."""
+    with ThreadPoolExecutor(IO_THREADS) as pool:
+        return list(pool.map(read, paths))
 
 
 def trials_frame(records: list[dict]) -> pd.DataFrame:
@@ -71,7 +79,7 @@ def trials_frame(records: list[dict]) -> pd.DataFrame:
 
 def read_parquets(out: Path, name: str, columns: list[str], read=pd.read_parquet) -> pd.DataFrame:
     """One table from every trial folder's ``name`` file (``read`` may name a bad file)."""
-    frames = [read(p) for p in sorted((Path(out) / "trials").glob(f"*/{name}"))]
+    frames = read_all(read, sorted((Path(out) / "trials").glob(f"*/{name}")))
     frames = [f for f in frames if len(f)]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 

@@ -31,10 +31,10 @@ import pandas as pd
 import ray
 from ray import tune
 
-from analysis.collect import build_tables
 from grid.progress import Progress
 from grid.spec import Spec, TrialSpec, resolved_yaml, spec_hash
 from grid.storage import unshared_storage
+from grid.tuning import EndedFirstFIFO, loggers, set_tune_env
 from trainables.records import (
     IO_THREADS,
     RecordStore,
@@ -51,12 +51,7 @@ AUTO_GPU_FRACTION = 0.25  # four trials share a GPU when the cluster has one
 # Measured: a tiny trial leaves about 170 KiB (Ray's trial folder, two checkpoints, its records).
 BYTES_PER_TRIAL = 256 * 2**10
 MIN_FREE_BYTES = 16 * 2**20  # spec, run.json, Ray's experiment state, the tables and the report
-# Tune's knobs for big grids, set unless the environment already sets them (README, Performance).
-TUNE_ENV = {
-    # Tune snapshots its experiment state (every trial's state, JSON) into the storage; "auto"
-    # adapts the period to keep snapshots at ~5 % of the driver's time, at least every 10 s.
-    "TUNE_GLOBAL_CHECKPOINT_S": "auto",
-}
+INTERRUPTED = 130  # exit code of a run stopped before every trial ended (as for Ctrl-C)
 
 
 class RunError(RuntimeError):
@@ -140,27 +135,10 @@ def run_grid(
         if refusal:
             raise RunError(refusal)
         ray_args = {"address": address, "num_cpus": num_cpus, "num_gpus": num_gpus}
-        where, files = start_run(out, spec, trials, storage, ray_args, command)
+        ray_args["max_concurrent"] = max_concurrent
+        files, experiment_path = start_run(out, spec, trials, storage, ray_args, command)
         ids = [t.trial_id for t in trials]
-        experiment = where["experiment_path"]
-        tuner = tune.Tuner(
-            tune.with_resources(tune.with_parameters(trainable, run=files), trial_resources(spec)),
-            param_space={"trial": tune.grid_search(ids)},
-            tune_config=tune.TuneConfig(
-                reuse_actors=True,
-                max_concurrent_trials=max_concurrent,
-                trial_name_creator=trial_name,
-                trial_dirname_creator=trial_name,
-            ),
-            run_config=tune.RunConfig(
-                name=experiment.partition("?")[0].rstrip("/").rsplit("/", 1)[-1],  # last part
-                storage_path=storage or str(out),
-                failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-                callbacks=[Progress(spec.name, len(trials), verbose)],
-                verbose=1 if verbose else 0,
-            ),
-        )
+        tuner = new_tuner(spec, files, experiment_path, ids, max_concurrent, verbose)
         return finish(tuner.fit(), out, spec.name, files)
 
 
@@ -171,8 +149,10 @@ def start_run(
     storage: str | None,
     ray_args: dict,
     command: str,
-) -> tuple[dict, RunFiles]:
-    """Write the spec, the plan and run.json (what resume and the report read back)."""
+) -> tuple[RunFiles, str]:
+    """Write the spec, the plan and run.json (what resume and the report read back).
+
+    Returns the run's files and its Ray experiment path."""
     (out / "spec.yaml").write_text(resolved_yaml(spec))
     where = locations(out, storage, spec.name)
     write_plan(trials, where["plan"])
@@ -187,14 +167,48 @@ def start_run(
         "ray": ray_args,
     }
     write_json(info, out / "run.json")
-    return where, RunFiles(where["plan"], where["records"], spec.checkpoint)
+    return RunFiles(where["plan"], where["records"], spec.checkpoint), where["experiment_path"]
+
+
+def new_tuner(
+    spec: Spec,
+    files: RunFiles,
+    experiment_path: str,
+    ids: list[str],
+    max_concurrent: int | None,
+    verbose: bool,
+) -> tune.Tuner:
+    """A Tuner whose param space is the trial ids alone, its experiment at ``experiment_path``."""
+    base, sep, query = experiment_path.partition("?")
+    storage, name = base.rstrip("/").rsplit("/", 1)
+    set_tune_env(spec.resources.cpu)
+    return tune.Tuner(
+        tune.with_resources(tune.with_parameters(trainable, run=files), trial_resources(spec)),
+        param_space={"trial": tune.grid_search(ids)},
+        tune_config=tune.TuneConfig(
+            reuse_actors=True,
+            scheduler=EndedFirstFIFO(),
+            max_concurrent_trials=max_concurrent,
+            trial_name_creator=trial_name,
+            trial_dirname_creator=trial_name,
+        ),
+        run_config=tune.RunConfig(
+            name=name,
+            storage_path=storage + sep + query,
+            failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            callbacks=[*loggers(), Progress(spec.name, len(ids), verbose)],
+            verbose=1 if verbose else 0,
+        ),
+    )
 
 
 def resume_grid(out: Path, spec: Spec, *, verbose: bool = False) -> int:
     """Continue an interrupted run: finished trials are not run again.
 
     The trials whose records are finished are passed to the trainable, which reports them without
-    training: after a killed driver Ray's saved state can lag behind them.
+    training: after a killed driver Ray's saved state can lag behind them. A run stopped before
+    Ray saved any state (Ctrl-C while Ray started) starts again from its plan.
     """
     out = out.resolve()
     info = read_run_json(out)
@@ -202,16 +216,19 @@ def resume_grid(out: Path, spec: Spec, *, verbose: bool = False) -> int:
     store = RecordStore(info["records"])
     files = RunFiles(info["plan"], info["records"], spec.checkpoint, store.finished())
     with ray_session(cfg["address"], cfg["num_cpus"], cfg["num_gpus"], verbose):
-        if not tune.Tuner.can_restore(path):
-            raise RunError(f"{out}: Ray has no experiment state at {path} to resume")
-        tuner = tune.Tuner.restore(
-            path,
-            trainable=tune.with_resources(
-                tune.with_parameters(trainable, run=files), trial_resources(spec)
-            ),
-            resume_unfinished=True,
-            restart_errored=True,
-        )
+        if tune.Tuner.can_restore(path):
+            set_tune_env(spec.resources.cpu)
+            tuner = tune.Tuner.restore(
+                path,
+                trainable=tune.with_resources(
+                    tune.with_parameters(trainable, run=files), trial_resources(spec)
+                ),
+                resume_unfinished=True,
+                restart_errored=True,
+            )
+        else:
+            ids = sorted(read_plan(info["plan"]))
+            tuner = new_tuner(spec, files, path, ids, cfg.get("max_concurrent"), verbose)
         return finish(tuner.fit(), out, spec.name, files)
 
 
@@ -227,18 +244,22 @@ def read_run_json(out: Path) -> dict:
 
 def finish(results: tune.ResultGrid, out: Path, name: str, files: RunFiles) -> int:
     """Record the trials that failed without a record, copy the records, write the tables."""
+    from analysis.collect import build_tables  # scipy & co. load after the trials, not before
+
     store = RecordStore(files.records)
     record_failures(results, store, files.plan)
     store.copy_to(out / "trials")
     info = json.loads((out / "run.json").read_text())
     info["finished_at"] = now()
     write_json(info, out / "run.json")
-    done = len(build_tables(out).finished_ids)
-    total = info["trials"]
+    tables = build_tables(out)
+    done, ended, total = len(tables.finished_ids), len(tables.trials), info["trials"]
     line = f"[{name}] {done}/{total} trials have results in {out}"
     if done < total:
         line += f"; `symgrid resume {out}` runs the other {total - done}"
     print(line, file=sys.stderr)
+    if ended < total:  # trials without any record: stopped (Ctrl-C) before they ended
+        return INTERRUPTED
     return 0 if done == total else 1
 
 
@@ -248,7 +269,7 @@ def record_failures(results: tune.ResultGrid, store: RecordStore, plan: str) -> 
     failed = {
         r.config["trial"]: one_line(r.error) for r in results if r.error is not None and r.config
     }
-    recorded = store.statuses()
+    recorded = store.statuses() if failed else {}
     missing = [t for t in failed if t not in recorded]
     if not missing:
         return
@@ -279,8 +300,6 @@ class ray_session:
         self.verbose, self.owned = verbose, False
 
     def __enter__(self):
-        for key, value in TUNE_ENV.items():
-            os.environ.setdefault(key, value)
         if not self.verbose:
             # Tune's new console output prints a config box and a TensorBoard hint even at
             # verbose=0; its legacy reporter (Ray's documented switch) prints nothing.

@@ -28,6 +28,7 @@ import hashlib
 import itertools
 import json
 import math
+import os
 import re
 import textwrap
 from collections.abc import Iterator, Mapping
@@ -36,6 +37,7 @@ from typing import Literal, NamedTuple
 
 import yaml
 
+from grid.cost import grid_cost
 from grid.source import SpecError, load_yaml, read_text, resolve_spec_path
 from trainables.checkpointing import CheckpointPolicy
 from trainables.config import SECTIONS, Eval, config_to_dict, parse_regularization
@@ -58,7 +60,6 @@ MAX_TRIALS_WITHOUT_YES = 10_000  # more needs an explicit yes: a typo in an axis
 # Even with --yes: validation checks every expanded trial (about a millisecond each) and Ray Tune's
 # driver holds every trial in memory; a bigger study is several runs.
 MAX_TRIALS = 50_000
-SYMBOLS_PER_S = 8e6  # training speed of one core (DESIGN.md: 7-9 M symbols/s), for estimates
 TOP_KEYS = (
     "name",
     "description",
@@ -404,29 +405,31 @@ def _flow(data: object) -> str:
     return yaml.safe_dump(data, default_flow_style=True, sort_keys=False, width=math.inf).strip()
 
 
-def estimate(spec: Spec, trials: list[TrialSpec]) -> dict:
+def estimate(spec: Spec, trials: list[TrialSpec], slots: int | None = None) -> dict:
     """Upper bounds on the work of ``trials`` (early stopping ends some sooner).
 
     Output
     ------
     dict: ``trials``; ``epochs`` (summed); ``train_symbols`` (sum of epochs x train.symbols);
-    ``eval_points`` (Eb/N0 points, summed); ``train_core_s`` (at ``SYMBOLS_PER_S`` per core).
+    ``eval_points`` (Eb/N0 points, summed); from measured rates (``grid.cost``):
+    ``train_core_h``, ``eval_core_h``, and ``wall_s`` with ``slots`` trials at once (default:
+    this machine's cores over the CPUs a trial asks for).
     """
     train = [t.config["train"] for t in trials]
-    passes = sum(t["epochs"] * t["symbols"] for t in train)
+    slots = slots or max(1, int((os.cpu_count() or 1) // spec.resources.cpu))
     return {
         "trials": len(trials),
         "epochs": sum(t["epochs"] for t in train),
-        "train_symbols": passes,
+        "train_symbols": sum(t["epochs"] * t["symbols"] for t in train),
         "eval_points": sum(len(t.config["eval"]["ebno_db"]) for t in trials),
-        "train_core_s": passes / SYMBOLS_PER_S,
+        **grid_cost([t.config for t in trials], slots),
     }
 
 
-def describe(spec: Spec) -> str:
+def describe(spec: Spec, slots: int | None = None) -> str:
     """The text ``symgrid validate`` prints: axes, trial count, resources and cost."""
     trials, total = _trials(spec), math.prod(len(values) for values in spec.axes.values())
-    cost = estimate(spec, trials)
+    cost = estimate(spec, trials, slots)
     lines = textwrap.wrap(f"{spec.name}: {spec.description}", 100, subsequent_indent="  ")
     lines.append("axes (crossed in this order):" if spec.axes else "axes: none (the base alone)")
     for axis, options in _options(spec.axes).items():
@@ -436,11 +439,22 @@ def describe(spec: Spec) -> str:
         f"trials: {len(trials):,} ({total:,} crossed, {total - len(trials):,} excluded)",
         f"resources per trial: cpu {spec.resources.cpu:g}, gpu {spec.resources.gpu}; "
         f"max_failures {spec.max_failures}",
-        f"cost: {cost['epochs']:,} epochs, {cost['train_symbols']:.3g} training symbols "
-        f"(~{cost['train_core_s'] / 60:.2g} core-minutes at {SYMBOLS_PER_S / 1e6:g} M symbols/s), "
+        f"work: {cost['epochs']:,} epochs, {cost['train_symbols']:.3g} training symbols, "
         f"{cost['eval_points']:,} BER points",
+        f"cost: ~{cost['train_core_h']:.2g} core-hours training + {cost['eval_core_h']:.2g} "
+        f"evaluation; ~{clock(cost['wall_s'])} wall with {cost['slots']} trials at once "
+        "(rates measured on a 2-core CPU machine: grid/rates.json)",
     ]
     return "\n".join(lines)
+
+
+def clock(seconds: float) -> str:
+    """``3h05m``, ``12m30s`` or ``45s``."""
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
 def _plain(spec: Spec) -> dict:

@@ -133,3 +133,54 @@ def test_an_unwritable_out_is_an_error_before_ray_starts(tmp_path, flag):
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "--out" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+MANY = """
+name: many
+description: many tiny trials, most of which never start before the interrupt
+base:
+  train: {ebno_db: [0, 10], symbols: 1024, val_symbols: 1024, batch_size: 512, epochs: 1}
+  model: {hidden: [8]}
+  eval: {ebno_db: [4], min_errors: 10, max_bits: 2.0e+4, biasvar_symbols: 64}
+axes:
+  seed: [%s]
+resources: {cpu: 1, gpu: 0}
+max_failures: 0
+"""
+
+
+def finished_records(out: Path) -> dict[str, str]:
+    found = {}
+    for path in out.glob("trials/*/trial.json"):
+        text = path.read_text()
+        if json.loads(text)["status"] in ("completed", "diverged"):
+            found[path.parent.name] = text
+    return found
+
+
+def test_ctrl_c_with_many_never_started_trials_is_one_line_and_resumes(tmp_path):
+    count = 60
+    spec, out = tmp_path / "many.yaml", tmp_path / "out"
+    spec.write_text(MANY % ", ".join(map(str, range(count))))
+    gate, late = Gate(tmp_path / "gate"), [f"t{i:04d}" for i in range(2, count)]
+    gate.hold(1, *late)  # only t0000 and t0001 can finish before the interrupt
+    proc = start_symgrid("run", spec, "--out", out, "--num-cpus", "2", env=gate.env)
+    running = lambda: proc.poll() is None  # noqa: E731
+    wait_for(lambda: len(finished_records(out)) == 2, "two finished trials", running)
+    gate.wait_held(1, late, count=2, alive=running)  # both slots busy with a trial mid-run
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    gate.release()
+    before = finished_records(out)
+    assert "Traceback" not in err and proc.returncode == 130, err[-3000:]
+    last = err.strip().splitlines()[-1]
+    assert f"/{count} trials have results" in last and f"symgrid resume {out}" in last, err
+    assert sorted(before) == ["t0000", "t0001"], "the interrupt landed with 58 trials to go"
+    assert not (out / "report").exists()  # the report waits for the resumed run
+    result = symgrid("resume", out, "--no-report")
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = trials_of(out)
+    assert sorted(trials.trial_id) == [f"t{i:04d}" for i in range(count)]  # each exactly once
+    assert set(trials.status) == {"completed"}
+    for trial_id, text in before.items():  # finished before the interrupt: never rewritten
+        assert (out / "trials" / trial_id / "trial.json").read_text() == text

@@ -66,7 +66,12 @@ def put(path: str | Path, data: bytes, fs: pafs.FileSystem | None = None) -> Non
     if fs is None or isinstance(fs, pafs.LocalFileSystem):
         atomic(Path(path), lambda tmp: Path(tmp).write_bytes(data))
         return
-    with fs.open_output_stream(str(path)) as stream:
+    try:
+        stream = fs.open_output_stream(str(path))
+    except FileNotFoundError:  # a file system with real folders; object stores have none
+        fs.create_dir(str(path).rsplit("/", 1)[0], recursive=True)
+        stream = fs.open_output_stream(str(path))
+    with stream:
         stream.write(data)
 
 
