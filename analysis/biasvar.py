@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import torch
 
 from analysis import collect
@@ -116,8 +118,8 @@ def replicate_groups(trials: pd.DataFrame) -> pd.DataFrame:
 def read_predictions(out: Path, trial_ids) -> pd.DataFrame:
     """The ``predictions.parquet`` of the given trials, concatenated (missing files skipped)."""
     paths = [Path(out) / "trials" / t / "predictions.parquet" for t in trial_ids]
-    frames = [pd.read_parquet(p) for p in paths if p.exists()]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    tables = [pq.read_table(p) for p in paths if p.exists()]
+    return pa.concat_tables(tables).to_pandas() if tables else pd.DataFrame()
 
 
 def group_rows(members: pd.DataFrame, predictions: pd.DataFrame, keys: list[str]) -> list[dict]:

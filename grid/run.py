@@ -34,7 +34,7 @@ from ray import tune
 from grid.progress import Progress
 from grid.spec import Spec, TrialSpec, resolved_yaml, spec_hash
 from grid.storage import unshared_storage
-from grid.tuning import EndedFirstFIFO, loggers, set_tune_env
+from grid.tuning import EndedFirstFIFO, TrialIds, loggers, set_tune_env
 from trainables.records import (
     IO_THREADS,
     RecordStore,
@@ -184,7 +184,7 @@ def new_tuner(
     set_tune_env(spec.resources.cpu)
     return tune.Tuner(
         tune.with_resources(tune.with_parameters(trainable, run=files), trial_resources(spec)),
-        param_space={"trial": tune.grid_search(ids)},
+        param_space={"trial": tune.grid_search(TrialIds(ids))},
         tune_config=tune.TuneConfig(
             reuse_actors=True,
             scheduler=EndedFirstFIFO(),

@@ -69,3 +69,13 @@ class EndedFirstFIFO(FIFOScheduler):
                 if trials[i].status == wanted:
                     return trials[i]
         return None
+
+
+class TrialIds(list):
+    """The grid's trial ids, for ``tune.grid_search``: Tune deep-copies the whole param space once
+    per variant (``_grid_search_generator``), which with N ids is O(N) per trial and O(N^2) per
+    grid (4,050 ids: seconds before the first trial; 50,000: minutes). The ids never change, so
+    every copy shares this one list."""
+
+    def __deepcopy__(self, memo) -> TrialIds:
+        return self

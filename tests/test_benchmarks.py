@@ -76,3 +76,10 @@ def test_rates(tmp_path):
     positive(data, ["train_param_us", "forward_param_us", "draw_us"])
     assert set(data["eval_us"]) == {"2", "4", "6", "8"}
     assert data["eval_us"]["8"] > data["eval_us"]["2"]  # the MAP reference sums over 2^k points
+
+
+def test_estimate(tmp_path):
+    rows = smoke("estimate", tmp_path)["rows"]
+    assert rows[0]["case"] == "trial tiny" and len(rows) >= 2  # the trial, then scale.json's grids
+    for row in rows:
+        positive(row, ["measured_s", "estimate_s", "ratio"])
