@@ -186,7 +186,7 @@ def expand_validate(n: int, tmp: Path) -> dict:
 
 def main() -> None:
     p = parser("scale", __doc__)
-    p.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 4050])
+    p.add_argument("--sizes", type=int, nargs="*", default=[100, 1000, 4050])
     p.add_argument("--expand", type=int, default=50_000, help="trials to expand and validate")
     p.add_argument("--keep", type=Path, help="keep the run folders here (default: a temp dir)")
     p.add_argument("--env", action="append", default=[], help="KEY=VALUE for the runs (Tune's)")
@@ -205,7 +205,8 @@ def main() -> None:
     cols = ["trials", "to_first_trial_s", "wall_s", "overhead_per_trial_s"]
     cols += ["steady_overhead_per_trial_s", "driver_peak_rss_mib", "tables_s"]
     cols += ["tables_build_s", "tables_peak_rss_mib"]
-    print(table(runs, cols, "symgrid run, tiny trials, embedded Ray, 2 slots"))
+    if runs:
+        print(table(runs, cols, "symgrid run, tiny trials, embedded Ray, 2 slots"))
     print(table([validation], ["trials", "expand_validate_s"], "symgrid validate --yes"))
     result = {"benchmark": "scale", "machine": info, "env": args.env, "runs": runs}
     write(args.json, {**result, "expand": validation})

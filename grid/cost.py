@@ -82,7 +82,7 @@ def grid_cost(configs: list[dict], slots: int) -> dict[str, float]:
     cache: dict[str, dict] = {}
     train = evaluate = longest = 0.0
     for config in configs:
-        key = json.dumps(config, sort_keys=True)
+        key = json.dumps({**config, "seed": None}, sort_keys=True)  # the seed costs nothing
         if key not in cache:
             cache[key] = trial_seconds(config)
         train, evaluate = train + cache[key]["train"], evaluate + cache[key]["eval"]

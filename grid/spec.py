@@ -243,7 +243,23 @@ def _check_axis_path(axis: object, written: list) -> None:
 
 
 def _typed(axis: str, value: object, path: str) -> object:
-    """Check one axis value alone; return it normalized so that equal settings compare equal."""
+    """Check one axis value alone; return it normalized so that equal settings compare equal.
+
+    Values that passed are remembered: a spec checks each axis value up to three times (its
+    axis, its options, its exclude rules), and a context-free one parses a whole trial config.
+    """
+    key = (axis, json.dumps(value, sort_keys=True, default=str))
+    if key not in _CHECKED:
+        if len(_CHECKED) > MAX_TRIALS:  # one study's values; a long-lived process starts over
+            _CHECKED.clear()
+        _CHECKED[key] = _check_value(axis, value, path)
+    return _CHECKED[key]
+
+
+_CHECKED: dict[tuple[str, str], object] = {}
+
+
+def _check_value(axis: str, value: object, path: str) -> object:
     head, _, leaf = axis.partition(".")
     if leaf:
         cls = SECTION_TYPES[head]
