@@ -38,10 +38,13 @@ from __future__ import annotations
 
 import json
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from analysis.collect import axis_columns  # tables -> statistics, one way
 
@@ -101,8 +104,6 @@ def decompose_zero_one(eta: np.ndarray, p: np.ndarray) -> dict[str, float]:
     }
 
 
-
-
 def replicate_groups(trials: pd.DataFrame) -> pd.DataFrame:
     """Completed trials with a ``group`` column: the config without its seed, as JSON."""
     done = trials[trials["status"] == "completed"].copy()
@@ -121,8 +122,8 @@ def replicate_groups(trials: pd.DataFrame) -> pd.DataFrame:
 def read_predictions(out: Path, trial_ids) -> pd.DataFrame:
     """The ``predictions.parquet`` of the given trials, concatenated (missing files skipped)."""
     paths = [Path(out) / "trials" / t / "predictions.parquet" for t in trial_ids]
-    frames = [pd.read_parquet(p) for p in paths if p.exists()]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    tables = [pq.read_table(p) for p in paths if p.exists()]
+    return pa.concat_tables(tables).to_pandas() if tables else pd.DataFrame()
 
 
 def point_arrays(point: pd.DataFrame, k: int) -> tuple[np.ndarray, np.ndarray] | None:
@@ -196,11 +197,24 @@ def bias_variance_table(
     if trials.empty or "config_json" not in trials:
         return pd.DataFrame(columns=columns)
     grouped = replicate_groups(trials)
-    if predictions is None:
-        predictions = read_predictions(Path(source), grouped["trial_id"])
-    if grouped.empty or predictions.empty:
-        return pd.DataFrame(columns=columns)
-    rows = [
-        r for _, m in grouped.groupby("group", sort=False) for r in group_rows(m, predictions, keys)
-    ]
+    groups = [members for _, members in grouped.groupby("group", sort=False)]
+    if predictions is None:  # a run folder: one window of groups' predictions in memory at once
+        read = lambda members: read_predictions(Path(source), members["trial_id"])  # noqa: E731
+        pairs = zip(groups, windowed(read, groups), strict=True)
+    else:
+        pairs = ((m, predictions) for m in groups)
+    rows = [r for members, preds in pairs if len(preds) for r in group_rows(members, preds, keys)]
     return pd.DataFrame(rows, columns=columns)
+
+
+def windowed(read, items: list, window: int = 32):
+    """``read(item)`` for each item in order, up to ``window`` reads ahead on threads: the
+    files of the next groups load while one group is computed, and memory stays bounded."""
+    with ThreadPoolExecutor(8) as pool:
+        pending = [pool.submit(read, item) for item in items[:window]]
+        for i in range(len(items)):
+            result = pending[i].result()
+            pending[i] = None  # drop the reference: a group's predictions are freed when done
+            if i + window < len(items):
+                pending.append(pool.submit(read, items[i + window]))
+            yield result

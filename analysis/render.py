@@ -22,8 +22,8 @@ from pathlib import Path
 import pandas as pd
 
 from analysis import sections as sec
-from analysis.sections import Compared, Section
 from analysis.links import mlflow_html, mlflow_markdown
+from analysis.sections import Compared, Section
 
 PARTS = [  # (figure part, heading), in page order after the findings and interactions
     ("gap", "Gap to the optimal detector per Eb/N0"),

@@ -17,6 +17,7 @@ from grid.spec import describe, expand, load_spec
 from trainables.schema import ConfigError
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130  # the shell's code for Ctrl-C; `symgrid resume DIR` finishes the run
 
 
 class Parser(argparse.ArgumentParser):
@@ -52,6 +53,7 @@ def build_parser() -> Parser:
     validate = sub.add_parser("validate", help="check a spec; print axes, trial count, cost")
     validate.add_argument("spec")
     validate.add_argument("--yes", action="store_true")
+    validate.add_argument("--slots", type=int, help="trials at once for the wall time estimate")
 
     sub.add_parser("presets", help="list the shipped presets")
 
@@ -105,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("symgrid: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except OSError as err:  # a file we could not read or write: one line, never a traceback
         where = f"{err.filename}: " if err.filename else ""
         print(f"symgrid: error: {where}{err.strerror or err}", file=sys.stderr)
@@ -156,8 +158,9 @@ def launch(args, spec, trials, out: Path, default: str, extra: dict | None = Non
 
 
 def final_report(out: Path, code: int, skip: bool) -> int:
-    """The report at the end of run and resume; a report problem does not hide the run's code."""
-    if skip:
+    """The report at the end of run and resume; a report problem does not hide the run's code.
+    An interrupted run gets none: it is written when `symgrid resume` finishes the run."""
+    if skip or code == EXIT_INTERRUPTED:
         return code
     from analysis.report import ReportError, write_report
 
@@ -188,7 +191,7 @@ def cmd_resume(args) -> int:
 
 def cmd_validate(args) -> int:
     spec = load_spec(args.spec, allow_large=args.yes)
-    print(describe(spec))
+    print(describe(spec, args.slots))
     return 0
 
 

@@ -3,30 +3,47 @@
 Output folder layout::
 
     DIR/spec.yaml            the resolved spec (reproduces the run)
-    DIR/run.json             name, spec hash, command, Ray experiment path, timings
+    DIR/run.json             name, spec hash, command, where the plan, records and Ray state are
+    DIR/plan.parquet         every trial's id, axes and config (with --storage: in the storage)
     DIR/ray/                 Ray Tune's experiment folder (local storage)
-    DIR/trials/<trial_id>/   each finished or failed trial's records, harvested as it ends
+    DIR/trials/<trial_id>/   each trial's records, written by the trial itself as it ends
     DIR/*.parquet            the tables (``analysis.collect``)
+
+With ``--storage URI`` the plan, Ray's experiment and the records live under
+``URI/<experiment>/`` (records in ``records/<trial_id>/``), which every node can reach; the
+records are copied into ``DIR/trials`` in bulk when the tables are built.
+
+Ray sees each trial only as its id (``{"trial": "t0042"}``): the definitions reach the trials
+through the plan file, so Tune's variant generation and experiment snapshots stay O(1) per trial.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import shutil
 import sys
-import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pandas as pd
 import ray
 from ray import tune
 
-from analysis.derive import build_all
+from grid.progress import Progress
 from grid.spec import Spec, TrialSpec, resolved_yaml, spec_hash
-from trainables.records import atomic, epochs_frame, write_json, write_parquet
-from trainables.tune_adapter import trainable
+from grid.storage import unshared_storage
+from grid.tuning import EndedFirstFIFO, TrialIds, loggers, set_tune_env
+from trainables.records import (
+    IO_THREADS,
+    RecordStore,
+    filesystem,
+    join_uri,
+    write_json,
+    write_parquet,
+)
+from trainables.tune_adapter import RunFiles, one_line, read_plan, trainable
 
 EXPERIMENT = "ray"  # Ray's experiment folder in DIR when Ray's storage is DIR itself
 AUTO_GPU_FRACTION = 0.25  # four trials share a GPU when the cluster has one
@@ -34,7 +51,7 @@ AUTO_GPU_FRACTION = 0.25  # four trials share a GPU when the cluster has one
 # Measured: a tiny trial leaves about 170 KiB (Ray's trial folder, two checkpoints, its records).
 BYTES_PER_TRIAL = 256 * 2**10
 MIN_FREE_BYTES = 16 * 2**20  # spec, run.json, Ray's experiment state, the tables and the report
-FINISHED = ("completed", "diverged")  # outcomes; "failed" trials run again on resume
+INTERRUPTED = 130  # exit code of a run stopped before every trial ended (as for Ctrl-C)
 
 
 class RunError(RuntimeError):
@@ -63,6 +80,36 @@ def prepare_out(out: Path, trials: int) -> None:
         )
 
 
+def locations(out: Path, storage: str | None, name: str) -> dict:
+    """Where a run keeps Ray's experiment, the plan and the records (run.json keys)."""
+    if not storage:
+        return {
+            "experiment_path": str(out / EXPERIMENT),
+            "plan": str(out / "plan.parquet"),
+            "records": str(out / "trials"),
+        }
+    # Shared storage holds many runs: name each experiment for its run so none overwrites another.
+    root = join_uri(storage, f"{name}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}")
+    return {
+        "experiment_path": root,
+        "plan": join_uri(root, "plan.parquet"),
+        "records": join_uri(root, "records"),
+    }
+
+
+def write_plan(trials: list[TrialSpec], uri: str) -> None:
+    """The plan file the trials read their definitions from (one row per trial)."""
+    frame = pd.DataFrame(
+        {
+            "trial_id": [t.trial_id for t in trials],
+            "axes": [json.dumps(t.axes) for t in trials],
+            "config": [json.dumps(t.config) for t in trials],
+        }
+    )
+    fs, path = filesystem(uri)
+    write_parquet(frame, path, fs=fs)
+
+
 def run_grid(
     spec: Spec,
     trials: list[TrialSpec],
@@ -78,193 +125,174 @@ def run_grid(
     extra: dict | None = None,
     tracking=None,
 ) -> int:
-    """Run every trial; harvest records as trials end; write the tables. Returns an exit code.
+    """Run every trial (each writes its own records); write the tables. Returns an exit code.
 
+    On a multi-node cluster (``address``) the storage must be one every node reaches: without
+    ``storage`` the run is refused before anything is written (``grid.storage.unshared_storage``).
     ``extra`` is recorded in run.json too (``symgrid confirm`` names the parent run there).
-    ``tracking(out)`` returns extra Tune callbacks (``grid.tracking``); they run after
-    :class:`Harvest`, so a trial's records are in place when they see it end.
+    ``tracking(out)`` returns extra Tune callbacks (``grid.tracking``); a trial writes its records
+    before its final report, so they are in place when a callback sees it end.
     """
     out = out.resolve()
     prepare_out(out, len(trials))
-    extra = tracking(out) if tracking else []  # before anything is written: its errors exit 2
+    with ray_session(address, num_cpus, num_gpus, verbose):
+        refusal = unshared_storage(address, storage, sum(n["Alive"] for n in ray.nodes()))
+        if refusal:
+            raise RunError(refusal)
+        callbacks = tracking(out) if tracking else []  # its errors exit 2, before any record
+        ray_args = {"address": address, "num_cpus": num_cpus, "num_gpus": num_gpus}
+        ray_args["max_concurrent"] = max_concurrent
+        # Resolved once (gpu: auto) and kept in run.json: a resume reuses them instead of
+        # re-resolving on whatever cluster is up then, which could silently move GPU trials to CPUs.
+        run_info = {**(extra or {}), "ray": ray_args, "resources": trial_resources(spec)}
+        files, experiment_path = start_run(out, spec, trials, storage, run_info, command)
+        ids = [t.trial_id for t in trials]
+        tuner = new_tuner(spec, files, experiment_path, ids, run_info, verbose, callbacks)
+        return finish(tuner.fit(), out, spec.name, files)
+
+
+def start_run(
+    out: Path,
+    spec: Spec,
+    trials: list[TrialSpec],
+    storage: str | None,
+    run_info: dict,
+    command: str,
+) -> tuple[RunFiles, str]:
+    """Write the spec, the plan and run.json (what resume and the report read back).
+
+    Returns the run's files and its Ray experiment path."""
     (out / "spec.yaml").write_text(resolved_yaml(spec))
-    storage_path = storage or str(out)
-    # Shared storage holds many runs: name each experiment for its run so none overwrites another.
-    experiment = (
-        f"{spec.name}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}" if storage else EXPERIMENT
-    )
+    where = locations(out, storage, spec.name)
+    write_plan(trials, where["plan"])
     info = {
         "name": spec.name,
         "spec_hash": spec_hash(spec),
         "command": command,
-        "experiment_path": f"{storage_path.rstrip('/')}/{experiment}",
+        **where,
         "trials": len(trials),
         "axes": list(spec.axes),
         "started_at": now(),
-        "ray": {"address": address, "num_cpus": num_cpus, "num_gpus": num_gpus},
-        **(extra or {}),
+        **run_info,
     }
     write_json(info, out / "run.json")
-    with ray_session(address, num_cpus, num_gpus, verbose):
-        resources = trial_resources(spec)
-        # Resolved once (gpu: auto): a resume reuses them instead of re-resolving on whatever
-        # cluster is up then, which could silently move GPU trials to CPUs.
-        write_json({**info, "resources": resources}, out / "run.json")
-        tuner = tune.Tuner(
-            tune.with_resources(trainable, resources),
-            param_space={"trial": tune.grid_search([dataclasses.asdict(t) for t in trials])},
-            tune_config=tune.TuneConfig(
-                reuse_actors=True,
-                max_concurrent_trials=max_concurrent,
-                trial_name_creator=trial_name,
-                trial_dirname_creator=trial_name,
-            ),
-            run_config=tune.RunConfig(
-                name=experiment,
-                storage_path=storage_path,
-                failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-                callbacks=[Harvest(str(out)), Progress(spec.name, len(trials), verbose), *extra],
-                verbose=1 if verbose else 0,
-            ),
-        )
-        return finish(tuner.fit(), out, spec)
+    return RunFiles(where["plan"], where["records"], spec.checkpoint), where["experiment_path"]
+
+
+def new_tuner(
+    spec: Spec,
+    files: RunFiles,
+    experiment_path: str,
+    ids: list[str],
+    run_info: dict,
+    verbose: bool,
+    callbacks: list | None = None,
+) -> tune.Tuner:
+    """A Tuner whose param space is the trial ids alone, its experiment at ``experiment_path``."""
+    base, sep, query = experiment_path.partition("?")
+    storage, name = base.rstrip("/").rsplit("/", 1)
+    set_tune_env(spec.resources.cpu)
+    return tune.Tuner(
+        tune.with_resources(tune.with_parameters(trainable, run=files), run_info["resources"]),
+        param_space={"trial": tune.grid_search(TrialIds(ids))},
+        tune_config=tune.TuneConfig(
+            reuse_actors=True,
+            scheduler=EndedFirstFIFO(),
+            max_concurrent_trials=run_info["ray"].get("max_concurrent"),
+            trial_name_creator=trial_name,
+            trial_dirname_creator=trial_name,
+        ),
+        run_config=tune.RunConfig(
+            name=name,
+            storage_path=storage + sep + query,
+            failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            callbacks=[*loggers(), Progress(spec.name, len(ids), verbose), *(callbacks or [])],
+            verbose=1 if verbose else 0,
+        ),
+    )
 
 
 def resume_grid(out: Path, spec: Spec, *, verbose: bool = False) -> int:
     """Continue an interrupted run: finished trials are not run again.
 
-    The trials whose records the run folder holds as finished are passed to the trainable, which
-    reports them without training: after a killed driver Ray's saved state can lag behind them.
+    The trials whose records are finished are passed to the trainable, which reports them without
+    training: after a killed driver Ray's saved state can lag behind them. A run stopped before
+    Ray saved any state (Ctrl-C while Ray started) starts again from its plan.
     """
     out = out.resolve()
     info = read_run_json(out)
     path, cfg = info["experiment_path"], info["ray"]
-    done = finished_records(out)
+    store = RecordStore(info["records"])
+    files = RunFiles(info["plan"], info["records"], spec.checkpoint, store.finished())
     with ray_session(cfg["address"], cfg["num_cpus"], cfg["num_gpus"], verbose):
-        if not tune.Tuner.can_restore(path):
-            raise RunError(f"{out}: Ray has no experiment state at {path} to resume")
-        tuner = tune.Tuner.restore(
-            path,
-            trainable=tune.with_resources(
-                tune.with_parameters(trainable, done=done),
-                info.get("resources") or trial_resources(spec),
-            ),
-            resume_unfinished=True,
-            restart_errored=True,
-        )
-        return finish(tuner.fit(), out, spec)
+        run_info = {"ray": cfg, "resources": info.get("resources") or trial_resources(spec)}
+        if tune.Tuner.can_restore(path):
+            set_tune_env(spec.resources.cpu)
+            tuner = tune.Tuner.restore(
+                path,
+                trainable=tune.with_resources(
+                    tune.with_parameters(trainable, run=files), run_info["resources"]
+                ),
+                resume_unfinished=True,
+                restart_errored=True,
+            )
+        else:
+            ids = sorted(read_plan(info["plan"]))
+            tuner = new_tuner(spec, files, path, ids, run_info, verbose)
+        return finish(tuner.fit(), out, spec.name, files)
 
 
 def read_run_json(out: Path) -> dict:
     """run.json of a run folder, or a RunError saying why it cannot be resumed."""
     try:
         info = json.loads((out / "run.json").read_text())
-        info["experiment_path"], info["ray"]  # noqa: B018 - both are needed to resume
+        info["experiment_path"], info["ray"], info["plan"], info["records"]  # noqa: B018
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise RunError(f"{out / 'run.json'}: unreadable ({one_line(err)}); cannot resume") from err
     return info
 
 
-def finished_records(out: Path) -> dict[str, str]:
-    """trial_id -> status of every trial folder whose trial.json says it finished."""
-    done = {}
-    for path in (out / "trials").glob("*/trial.json"):
-        status = recorded_status(path.parent)
-        if status in FINISHED:
-            done[path.parent.name] = status
-    return done
+def finish(results: tune.ResultGrid, out: Path, name: str, files: RunFiles) -> int:
+    """Record the trials that failed without a record, copy the records, write the tables."""
+    from analysis.derive import build_all  # scipy & co. load after the trials, not before
 
-
-def recorded_status(target: Path) -> str | None:
-    """The status in ``target/trial.json``; None when there is none or it cannot be read."""
-    try:
-        return json.loads((target / "trial.json").read_text()).get("status")
-    except (OSError, ValueError, AttributeError):
-        return None
-
-
-def finish(results: tune.ResultGrid, out: Path, spec: Spec) -> int:
-    """Harvest any trial the callback missed, write the tables, record the end of the run."""
-    for result in results:
-        trial = result.config["trial"]
-        if not (out / "trials" / trial["trial_id"] / "trial.json").exists():
-            harvest(out, trial, result.checkpoint, result.error)
+    store = RecordStore(files.records)
+    record_failures(results, store, files.plan)
+    store.copy_to(out / "trials")
     info = json.loads((out / "run.json").read_text())
     info["finished_at"] = now()
     write_json(info, out / "run.json")
     tables = build_all(out)  # the tables and their statistics (effects, bias-variance)
-    done = sum(1 for r in results if r.config["trial"]["trial_id"] in tables.finished_ids)
-    print(f"[{spec.name}] {done}/{info['trials']} trials have results in {out}", file=sys.stderr)
-    return 0 if done == info["trials"] else 1
+    done, ended, total = len(tables.finished_ids), len(tables.trials), info["trials"]
+    line = f"[{name}] {done}/{total} trials have results in {out}"
+    if done < total:
+        line += f"; `symgrid resume {out}` runs the other {total - done}"
+    print(line, file=sys.stderr)
+    if ended < total:  # trials without any record: stopped (Ctrl-C) before they ended
+        return INTERRUPTED
+    return 0 if done == total else 1
 
 
-def harvest(out: Path, trial: dict, checkpoint: tune.Checkpoint | None, error) -> None:
-    """Copy a trial's records out of its latest checkpoint into DIR/trials/<trial_id>/."""
-    target = out / "trials" / trial["trial_id"]
-    if recorded_status(target) in FINISHED:  # a finished trial's records are final; keep them
+def record_failures(results: tune.ResultGrid, store: RecordStore, plan: str) -> None:
+    """A failed record for every trial Ray ended in error that wrote none itself (its worker
+    died); trials that never started have no config and no record (resume runs them)."""
+    failed = {
+        r.config["trial"]: one_line(r.error) for r in results if r.error is not None and r.config
+    }
+    recorded = store.statuses() if failed else {}
+    missing = [t for t in failed if t not in recorded]
+    if not missing:
         return
-    final = False
-    if checkpoint is not None:
-        with checkpoint.as_directory() as directory:
-            final = (Path(directory) / "trial.json").exists()
-            files = ["epochs.parquet", "ber.parquet", "predictions.parquet", "trial.json"]
-            for name in files if final else ["epochs.parquet"]:
-                if (Path(directory) / name).exists():
-                    source = Path(directory) / name  # atomic: a killed driver leaves no half file
-                    atomic(target / name, lambda tmp, src=source: shutil.copyfile(src, tmp))
-    if not final and error is not None:
-        if not (target / "epochs.parquet").exists():
-            write_parquet(epochs_frame(trial["trial_id"], []), target / "epochs.parquet")
-        failed = {"trial_id": trial["trial_id"], "status": "failed", "error": one_line(error)}
-        write_json(
-            {**failed, "axes": trial["axes"], "config": trial["config"]}, target / "trial.json"
-        )
+    trials = read_plan(plan)
 
+    def write(trial_id: str) -> None:
+        axes, config = trials[trial_id]
+        extra = {"axes": axes, "config": config}
+        store.write_failed(trial_id, failed[trial_id], [], extra)
 
-class Harvest(tune.Callback):
-    """Saves each trial's records the moment it ends, so an interrupted run loses nothing."""
-
-    def __init__(self, out: str):
-        self.out = out
-
-    def on_trial_complete(self, iteration, trials, trial, **info):
-        harvest(Path(self.out), trial.config["trial"], trial.checkpoint, None)
-
-    def on_trial_error(self, iteration, trials, trial, **info):
-        error = trial.error_msg or "trial failed"
-        harvest(Path(self.out), trial.config["trial"], trial.checkpoint, error)
-
-
-class Progress(tune.Callback):
-    """One live line: trials done/total, running, failed and an ETA (Ray's table when verbose)."""
-
-    def __init__(self, name: str, total: int, verbose: bool):
-        self.name, self.total, self.verbose = name, total, verbose
-        self.started, self.last = time.monotonic(), None
-
-    def on_step_end(self, iteration, trials, **info):
-        if self.verbose:
-            return
-        states = [t.status for t in trials]
-        counts = (states.count("TERMINATED"), states.count("RUNNING"), states.count("ERROR"))
-        tty = sys.stderr.isatty()
-        if not tty and counts == self.last:  # a log file gets a line per change, not per second
-            return
-        self.last = counts
-        print(self.line(*counts).ljust(80), end="\r" if tty else "\n", file=sys.stderr, flush=True)
-
-    def line(self, done: int, running: int, failed: int) -> str:
-        elapsed = time.monotonic() - self.started
-        text = f"[{self.name}] {done}/{self.total} done, {running} running, {failed} failed"
-        text += f", {clock(elapsed)} elapsed"
-        if done:
-            text += f", ETA {clock(elapsed / done * (self.total - done - failed))}"
-        return text
-
-    def on_experiment_end(self, trials, **info):
-        if not self.verbose and sys.stderr.isatty():
-            print(file=sys.stderr)
+    with ThreadPoolExecutor(IO_THREADS) as pool:
+        list(pool.map(write, missing))
 
 
 def trial_resources(spec: Spec) -> dict:
@@ -299,17 +327,7 @@ class ray_session:
 
 
 def trial_name(trial) -> str:
-    return trial.config["trial"]["trial_id"]
-
-
-def one_line(error) -> str:
-    text = str(error).strip().splitlines()
-    return text[-1][:500] if text else type(error).__name__
-
-
-def clock(seconds: float) -> str:
-    minutes, secs = divmod(int(seconds), 60)
-    return f"{minutes}m{secs:02d}s"
+    return trial.config["trial"]
 
 
 def now() -> str:

@@ -12,6 +12,7 @@ A spec is a YAML mapping (grid/presets/quick.yaml is a full example)::
     exclude: [{loss: mse, regularization: label_smoothing}]  # a bare name matches any params
     resources: {cpu: 1, gpu: auto}     # per trial; gpu: a fraction in [0, 1], or auto
     max_failures: 2
+    checkpoint: {every_epochs: 1, min_interval_s: 60}  # trainables.checkpointing (the defaults)
 
 Every error is a :class:`SpecError` whose text is one line: the field path, the bad value and what
 is allowed. Validation expands the grid and parses every kept trial config, so a spec that loads is
@@ -27,6 +28,7 @@ import hashlib
 import itertools
 import json
 import math
+import os
 import re
 import textwrap
 from collections.abc import Iterator, Mapping
@@ -35,7 +37,9 @@ from typing import Literal, NamedTuple
 
 import yaml
 
+from grid.cost import grid_cost
 from grid.source import SpecError, load_yaml, read_text, resolve_spec_path
+from trainables.checkpointing import CheckpointPolicy
 from trainables.config import SECTIONS, Eval, config_to_dict, parse_regularization
 from trainables.config import parse_trial_config as parse_trial
 from trainables.losses import LOSSES
@@ -56,8 +60,16 @@ MAX_TRIALS_WITHOUT_YES = 10_000  # more needs an explicit yes: a typo in an axis
 # Even with --yes: validation checks every expanded trial (about a millisecond each) and Ray Tune's
 # driver holds every trial in memory; a bigger study is several runs.
 MAX_TRIALS = 50_000
-SYMBOLS_PER_S = 8e6  # training speed of one core (DESIGN.md: 7-9 M symbols/s), for estimates
-TOP_KEYS = ("name", "description", "base", "axes", "exclude", "resources", "max_failures")
+TOP_KEYS = (
+    "name",
+    "description",
+    "base",
+    "axes",
+    "exclude",
+    "resources",
+    "max_failures",
+    "checkpoint",
+)
 SECTION_TYPES = {**SECTIONS, "eval": Eval}
 NAMED = {"loss": LOSSES, "scheduler": SCHEDULERS}
 TOP_PATHS = (*SECTION_TYPES, "loss", "scheduler", "regularization", "seed")
@@ -111,6 +123,7 @@ class Spec:
     exclude: list[dict]
     resources: Resources = field(default_factory=Resources)
     max_failures: int = 2
+    checkpoint: CheckpointPolicy = field(default_factory=CheckpointPolicy)
     source: str = ""  # the YAML text, for reproducibility
     _trials: list = field(default_factory=list, init=False, compare=False, repr=False)
 
@@ -179,6 +192,7 @@ def _parse_spec(raw: object, source: str, allow_large: bool) -> Spec:
         exclude=_parse_exclude(raw.get("exclude"), axes),
         resources=parse(Resources, raw.get("resources"), "resources"),
         max_failures=header.max_failures,
+        checkpoint=parse(CheckpointPolicy, raw.get("checkpoint"), "checkpoint"),
         source=source,
     )
     _trials(spec)  # every kept trial must be a valid trial config
@@ -229,7 +243,23 @@ def _check_axis_path(axis: object, written: list) -> None:
 
 
 def _typed(axis: str, value: object, path: str) -> object:
-    """Check one axis value alone; return it normalized so that equal settings compare equal."""
+    """Check one axis value alone; return it normalized so that equal settings compare equal.
+
+    Values that passed are remembered: a spec checks each axis value up to three times (its
+    axis, its options, its exclude rules), and a context-free one parses a whole trial config.
+    """
+    key = (axis, json.dumps(value, sort_keys=True, default=str))
+    if key not in _CHECKED:
+        if len(_CHECKED) > MAX_TRIALS:  # one study's values; a long-lived process starts over
+            _CHECKED.clear()
+        _CHECKED[key] = _check_value(axis, value, path)
+    return _CHECKED[key]
+
+
+_CHECKED: dict[tuple[str, str], object] = {}
+
+
+def _check_value(axis: str, value: object, path: str) -> object:
     head, _, leaf = axis.partition(".")
     if leaf:
         cls = SECTION_TYPES[head]
@@ -396,29 +426,31 @@ def _flow(data: object) -> str:
     return yaml.safe_dump(data, default_flow_style=True, sort_keys=False, width=math.inf).strip()
 
 
-def estimate(spec: Spec, trials: list[TrialSpec]) -> dict:
+def estimate(spec: Spec, trials: list[TrialSpec], slots: int | None = None) -> dict:
     """Upper bounds on the work of ``trials`` (early stopping ends some sooner).
 
     Output
     ------
     dict: ``trials``; ``epochs`` (summed); ``train_symbols`` (sum of epochs x train.symbols);
-    ``eval_points`` (Eb/N0 points, summed); ``train_core_s`` (at ``SYMBOLS_PER_S`` per core).
+    ``eval_points`` (Eb/N0 points, summed); from measured rates (``grid.cost``):
+    ``train_core_h``, ``eval_core_h``, and ``wall_s`` with ``slots`` trials at once (default:
+    this machine's cores over the CPUs a trial asks for).
     """
     train = [t.config["train"] for t in trials]
-    passes = sum(t["epochs"] * t["symbols"] for t in train)
+    slots = slots or max(1, int((os.cpu_count() or 1) // spec.resources.cpu))
     return {
         "trials": len(trials),
         "epochs": sum(t["epochs"] for t in train),
-        "train_symbols": passes,
+        "train_symbols": sum(t["epochs"] * t["symbols"] for t in train),
         "eval_points": sum(len(t.config["eval"]["ebno_db"]) for t in trials),
-        "train_core_s": passes / SYMBOLS_PER_S,
+        **grid_cost([t.config for t in trials], slots),
     }
 
 
-def describe(spec: Spec) -> str:
+def describe(spec: Spec, slots: int | None = None) -> str:
     """The text ``symgrid validate`` prints: axes, trial count, resources and cost."""
     trials, total = _trials(spec), math.prod(len(values) for values in spec.axes.values())
-    cost = estimate(spec, trials)
+    cost = estimate(spec, trials, slots)
     lines = textwrap.wrap(f"{spec.name}: {spec.description}", 100, subsequent_indent="  ")
     lines.append("axes (crossed in this order):" if spec.axes else "axes: none (the base alone)")
     for axis, options in _options(spec.axes).items():
@@ -428,11 +460,22 @@ def describe(spec: Spec) -> str:
         f"trials: {len(trials):,} ({total:,} crossed, {total - len(trials):,} excluded)",
         f"resources per trial: cpu {spec.resources.cpu:g}, gpu {spec.resources.gpu}; "
         f"max_failures {spec.max_failures}",
-        f"cost: {cost['epochs']:,} epochs, {cost['train_symbols']:.3g} training symbols "
-        f"(~{cost['train_core_s'] / 60:.2g} core-minutes at {SYMBOLS_PER_S / 1e6:g} M symbols/s), "
+        f"work: {cost['epochs']:,} epochs, {cost['train_symbols']:.3g} training symbols, "
         f"{cost['eval_points']:,} BER points",
+        f"cost: ~{cost['train_core_h']:.2g} core-hours training + {cost['eval_core_h']:.2g} "
+        f"evaluation; ~{clock(cost['wall_s'])} wall with {cost['slots']} trials at once "
+        "(rates measured on a 2-core CPU machine: grid/rates.json)",
     ]
     return "\n".join(lines)
+
+
+def clock(seconds: float) -> str:
+    """``3h05m``, ``12m30s`` or ``45s``."""
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
 def _plain(spec: Spec) -> dict:
@@ -442,9 +485,9 @@ def _plain(spec: Spec) -> dict:
     for section in PRESENCE_SENSITIVE:
         if section in spec.axes or f"{section}.name" in spec.axes:
             base[section] = dict(spec.base.get(section) or {})
-    fields = ("name", "description", "base", "axes", "exclude", "resources", "max_failures")
-    values = {**{k: getattr(spec, k) for k in fields}, "base": base}
-    return {**values, "resources": to_plain(spec.resources)}
+    values = {**{k: getattr(spec, k) for k in TOP_KEYS}, "base": base}
+    sections = {k: to_plain(getattr(spec, k)) for k in ("resources", "checkpoint")}
+    return {**values, **sections}
 
 
 def spec_hash(spec: Spec) -> str:

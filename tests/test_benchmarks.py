@@ -58,3 +58,28 @@ def test_gpu(tmp_path):
     if data["gpu_available"]:
         for row in data["rows"]:
             positive(row, ["alone_msym_per_s", "shared_aggregate_msym_per_s", "aggregate_speedup"])
+
+
+def test_scale(tmp_path):
+    data = smoke("scale", tmp_path)
+    (run,) = data["runs"]
+    assert run["exit_code"] == 0 and run["with_results"] == run["trials"] == 6, run
+    keys = ["to_first_trial_s", "wall_s", "sum_trial_wall_s", "driver_peak_rss_mib"]
+    positive(run, [*keys, "tables_s", "tables_peak_rss_mib", "trial_processes"])
+    assert run["to_first_trial_s"] < run["wall_s"]
+    assert data["expand"]["exit_code"] == 0 and data["expand"]["trials"] == 1350
+    positive(data["expand"], ["expand_validate_s"])
+
+
+def test_rates(tmp_path):
+    data = smoke("rates", tmp_path)
+    positive(data, ["train_param_us", "forward_param_us", "draw_us"])
+    assert set(data["eval_us"]) == {"2", "4", "6", "8"}
+    assert data["eval_us"]["8"] > data["eval_us"]["2"]  # the MAP reference sums over 2^k points
+
+
+def test_estimate(tmp_path):
+    rows = smoke("estimate", tmp_path)["rows"]
+    assert rows[0]["case"] == "trial tiny" and len(rows) >= 2  # the trial, then scale.json's grids
+    for row in rows:
+        positive(row, ["measured_s", "estimate_s", "ratio"])

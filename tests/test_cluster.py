@@ -1,42 +1,36 @@
-"""Cluster files and a real two-node Ray cluster on this machine.
+"""Cluster files, and a real two-node Ray cluster with S3-compatible storage on this machine.
 
-The shipped cluster launcher files are checked offline with Ray's own schema. Then a head node
-(no GPU) and a worker node (one logical GPU) are started with ``ray start`` on loopback, in a
-private temp dir, HOME and free ports, with token authentication on, and small grids are submitted
-through the Ray Jobs API exactly as the README says (``ray job submit --working-dir <repo> --
-symgrid run SPEC --address auto ...``). Every process the cluster started is found by an
-environment marker and killed by pid at the end, so Ray instances of other tests or people on this
-machine are never touched.
+The shipped cluster launcher files are checked offline with Ray's own schema. Then one cluster
+(``tests/raycluster.py``: a head without GPU and a worker with one logical GPU, on loopback) and
+one S3 server (``tests/s3server.py``: moto's server mode) serve every check of this module: grids
+submitted through the Ray Jobs API exactly as the README says (``ray job submit --working-dir
+<repo> -- symgrid run SPEC --address auto ...``), a run refused for want of shared storage, and a
+run on S3 whose driver is killed and resumed. Trials that must be somewhere at the same moment are
+held there by hold files (``tests/gate.py``), never left to timing.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 import yaml
+from gate import Gate, wait_for
+from raycluster import BIN, JOB_ENDS, REPO, LocalCluster, free_ports, kill_pids, pids_with_marker
+from s3server import CREDENTIALS, S3Server
 
-REPO = Path(__file__).resolve().parents[1]
 CLUSTER_FILES = ["cluster.yaml", "cluster-local.yaml"]
 RAY_PORTS = {6379, 8265, 10001}  # GCS, dashboard / job API, client server
-BIN = Path(sys.executable).parent  # the venv's bin: ray, symgrid
-MARKER = "SYMGRID_TEST_CLUSTER"  # env var set on every process of the test cluster
-START_TIMEOUT_S = 90
-JOB_TIMEOUT_S = 240
 
 TINY = """
 name: {name}
@@ -125,218 +119,17 @@ def test_rayignore_keeps_heavy_and_private_folders_out_of_the_upload():
 
 
 # ---------------------------------------------------------------------------------------------
-# A real two-node cluster on loopback
+# A real two-node cluster on loopback, and an S3 server beside it
 
 
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct ports that were free a moment ago (bound to port 0 together)."""
-    socks = []
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory):
+    server = S3Server(free_ports(1)[0], tmp_path_factory.mktemp("s3") / "moto.log")
+    server.start()
     try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind(("127.0.0.1", 0))
-            socks.append(sock)
-        return [s.getsockname()[1] for s in socks]
+        yield server
     finally:
-        for sock in socks:
-            sock.close()
-
-
-def node_port_args(ports: list[int], workers: int = 24) -> list[str]:
-    """Explicit ports for everything a node binds, so nothing clashes with other Ray instances."""
-    names = [
-        "--node-manager-port",
-        "--object-manager-port",
-        "--dashboard-agent-listen-port",
-        "--dashboard-agent-grpc-port",
-        "--metrics-export-port",
-        "--runtime-env-agent-port",
-    ]
-    args = [f"{name}={ports.pop()}" for name in names]
-    args.append("--worker-port-list=" + ",".join(str(ports.pop()) for _ in range(workers)))
-    return args
-
-
-def pids_with_marker(marker: str) -> list[int]:
-    """Processes whose environment carries our marker: the nodes and everything they spawned."""
-    found = []
-    needle = f"{MARKER}={marker}".encode()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes()
-        except OSError:
-            continue
-        if needle in environ.split(b"\0"):
-            found.append(int(entry.name))
-    return found
-
-
-def kill_pids(pids: list[int], sig: int) -> None:
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
-
-
-class LocalCluster:
-    """A head (2 CPUs, no GPU) and a worker (2 CPUs, 1 logical GPU), each ``ray start --block``."""
-
-    def __init__(self, root: Path):
-        self.root = root
-        self.marker = secrets.token_hex(8)
-        self.procs: list[subprocess.Popen] = []
-        home = root / "home"
-        home.mkdir()
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
-        self.env.update(
-            {
-                MARKER: self.marker,
-                "HOME": str(home),  # ~/.ray/auth_token of this cluster only
-                "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-                "RAY_AUTH_MODE": "token",
-                "RAY_AUTH_TOKEN": secrets.token_hex(16),
-                "RAY_USAGE_STATS_ENABLED": "0",
-                "PYTHONUNBUFFERED": "1",
-            }
-        )
-        ports = free_ports(80)
-        self.gcs_port, self.dashboard_port, self.client_port = ports[:3]
-        self.ports = ports[3:]
-
-    @property
-    def job_address(self) -> str:
-        return f"http://127.0.0.1:{self.dashboard_port}"
-
-    def start_node(self, name: str, args: list[str]) -> None:
-        log = open(self.root / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
-        cmd = [str(BIN / "ray"), "start", "--block", "--disable-usage-stats", *args]
-        # Each node its own temp dir, as on two machines: nodes sharing one would share the
-        # unpacked working dir, and the worker's runtime-env agent deletes it when its trials end
-        # (under the head's driver, whose current directory it is). Short: Ray puts sockets there.
-        cmd += [f"--temp-dir={self.root / name}", "--node-ip-address=127.0.0.1"]
-        cmd += node_port_args(self.ports)
-        proc = subprocess.Popen(
-            cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        log.close()
-        self.procs.append(proc)
-
-    def start(self) -> None:
-        self.start_node(
-            "head",
-            [
-                "--head",
-                f"--port={self.gcs_port}",
-                f"--dashboard-port={self.dashboard_port}",
-                "--dashboard-host=127.0.0.1",
-                f"--ray-client-server-port={self.client_port}",
-                "--num-cpus=2",
-                "--num-gpus=0",
-            ],
-        )
-        self.wait_for(lambda: self.jobs_api_up(), "the head's job API")
-        self.start_node(
-            "worker",
-            [f"--address=127.0.0.1:{self.gcs_port}", "--num-cpus=2", "--num-gpus=1"],
-        )
-        self.wait_for(lambda: len(self.alive_nodes()) == 2, "two alive nodes")
-
-    def wait_for(self, ready, what: str, timeout: float = START_TIMEOUT_S) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for proc in self.procs:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"a ray node exited early: {self.logs()}")
-            if ready():
-                return
-            time.sleep(0.5)
-        raise TimeoutError(f"no {what} after {timeout} s: {self.logs()}")
-
-    def api(self, path: str) -> dict | None:
-        """GET the dashboard's JSON API with the cluster's token; None while it is not up."""
-        import urllib.request
-
-        token = {"Authorization": f"Bearer {self.env['RAY_AUTH_TOKEN']}"}
-        request = urllib.request.Request(f"{self.job_address}{path}", headers=token)
-        try:
-            with urllib.request.urlopen(request, timeout=5) as reply:
-                return json.loads(reply.read())
-        except (OSError, ValueError):
-            return None
-
-    def jobs_api_up(self) -> bool:
-        return self.api("/api/version") is not None
-
-    def ray(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-        cmd = [str(BIN / "ray"), *args]
-        return subprocess.run(
-            cmd, env=self.env, capture_output=True, text=True, timeout=timeout, cwd=self.root
-        )
-
-    def alive_nodes(self) -> list[dict]:
-        result = self.ray("list", "nodes", "--address", self.job_address, "--format", "json")
-        if result.returncode != 0:
-            return []
-        try:
-            nodes = json.loads(result.stdout)
-        except json.JSONDecodeError:
-            return []
-        return [n for n in nodes if n.get("state") == "ALIVE"]
-
-    def node_ids(self) -> dict[str, str]:
-        """{"head": node_id, "worker": node_id}"""
-        nodes = self.alive_nodes()
-        return {("head" if n.get("is_head_node") else "worker"): n["node_id"] for n in nodes}
-
-    def submit(self, *entrypoint: str, timeout: float = JOB_TIMEOUT_S) -> tuple[str, str]:
-        """``ray job submit`` the way README says; returns (final job status, its output)."""
-        job_id = f"symgrid-test-{secrets.token_hex(4)}"
-        result = self.ray(
-            "job",
-            "submit",
-            "--address",
-            self.job_address,
-            "--submission-id",
-            job_id,
-            "--working-dir",
-            str(REPO),
-            "--",
-            *entrypoint,
-            timeout=timeout,
-        )
-        job = self.api(f"/api/jobs/{job_id}") or {}
-        return str(job.get("status")), result.stdout + result.stderr
-
-    def logs(self) -> str:
-        """Tails of both nodes' output, their raylets' logs and Ray's record of process exits."""
-        paths = sorted(self.root.glob("*.log"))
-        for pattern in ("*/session_latest/logs/raylet.out", "*/session_latest/logs/*exit*"):
-            paths += sorted(self.root.glob(pattern))
-        return "\n".join(f"--- {p}\n{p.read_text(errors='replace')[-2000:]}" for p in paths)
-
-    def stop(self) -> None:
-        """SIGTERM the nodes (they stop their children), then SIGKILL anything left, by pid."""
-        for proc in self.procs:
-            if proc.poll() is None:
-                kill_pids([proc.pid], signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and any(p.poll() is None for p in self.procs):
-            time.sleep(0.2)
-        for proc in self.procs:
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        # Workers, agents and the job's driver may sit in other sessions: find them by marker.
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            leftovers = pids_with_marker(self.marker)
-            if not leftovers:
-                break
-            kill_pids(leftovers, sig)
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline and pids_with_marker(self.marker):
-                time.sleep(0.2)
+        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -344,7 +137,7 @@ def cluster():
     if shutil.which("ray", path=str(BIN)) is None:
         pytest.skip("ray CLI not installed next to this python")
     root = Path(tempfile.mkdtemp(prefix="sgc-", dir="/tmp"))  # short path for unix sockets
-    local = LocalCluster(root)
+    local = LocalCluster(root, env=CREDENTIALS)  # every node can reach the S3 server
     try:
         local.start()
         yield local
@@ -355,14 +148,22 @@ def cluster():
         assert not leftovers, f"processes left behind: {leftovers}"
 
 
-def run_grid_job(cluster, tmp_path: Path, name: str, seeds: str, gpu: float, **shape):
+def write_spec(tmp_path: Path, name: str, seeds: str, gpu: float, **shape) -> Path:
     spec = tmp_path / f"{name}.yaml"
     shape = {"symbols": 4096, "cpu": 1, **shape}
     spec.write_text(TINY.format(name=name, seeds=seeds, gpu=gpu, **shape))
-    out, storage = tmp_path / "out", tmp_path / "storage"
-    entrypoint = ["symgrid", "run", str(spec), "--address", "auto"]
-    entrypoint += ["--out", str(out), "--storage", str(storage), "--no-report"]
-    status, output = cluster.submit(*entrypoint)
+    return spec
+
+
+def run_command(spec: Path, out: Path, storage: str, *more: str) -> list[str]:
+    """The job's command, as README gives it."""
+    command = ["symgrid", "run", str(spec), "--address", "auto", "--out", str(out)]
+    return [*command, "--storage", storage, "--no-report", *more]
+
+
+def run_grid_job(cluster, tmp_path: Path, name: str, seeds: str, gpu: float, **shape):
+    spec, out = write_spec(tmp_path, name, seeds, gpu, **shape), tmp_path / "out"
+    status, output = cluster.submit(*run_command(spec, out, str(tmp_path / "storage")))
     assert status == "SUCCEEDED", f"{status}\n{output[-6000:]}\n{cluster.logs()}"
     return pd.read_parquet(out / "trials.parquet"), output
 
@@ -389,16 +190,113 @@ def test_gpu_trials_submitted_as_a_job_run_on_the_gpu_node(cluster, tmp_path):
     print("gpu grid trials per node:", placement(trials, nodes))
 
 
-def test_cpu_trials_submitted_as_a_job_spread_over_both_nodes(cluster, tmp_path):
+def test_cpu_trials_submitted_as_a_job_run_on_both_nodes_at_once(cluster, tmp_path):
     nodes = cluster.node_ids()
-    # cpu: 2 fills a node, so each node runs one trial at a time. Six trials of several seconds
-    # each keep the head busy longer than the worker's trial actor takes to start; with tiny
-    # trials the head's reused actor (reuse_actors=True) could finish them all first.
-    trials, output = run_grid_job(
-        cluster, tmp_path, "cpu", "[0, 1, 2, 3, 4, 5]", gpu=0, cpu=2, symbols=4194304
-    )
-    check_every_trial_once(trials, 6)
-    assert set(trials.node_id) <= set(nodes.values())
-    assert trials.node_id.nunique() == 2, trials[["trial_id", "node_id"]]
+    gate = Gate(tmp_path / "gate")
+    # cpu: 2 fills a node, so the two trials can be held at the same moment only on two nodes.
+    gate.hold(1, "t0000", "t0001")
+    spec, out = write_spec(tmp_path, "cpu", "[0, 1]", gpu=0, cpu=2), tmp_path / "out"
+    job = cluster.start_job(*run_command(spec, out, str(tmp_path / "storage")), env=gate.env)
+    running = lambda: cluster.job(job).get("status") not in JOB_ENDS  # noqa: E731
+    held = gate.wait_held(1, ["t0000", "t0001"], alive=running)
+    assert {h["node_id"] for h in held.values()} == set(nodes.values()), held
+    gate.release()
+    status, output = cluster.wait_job(job)
+    assert status == "SUCCEEDED", f"{status}\n{output[-6000:]}\n{cluster.logs()}"
+    trials = pd.read_parquet(out / "trials.parquet")
+    check_every_trial_once(trials, 2)
+    assert dict(zip(trials.trial_id, trials.node_id)) == {t: h["node_id"] for t, h in held.items()}
     assert (trials.gpu_ids.fillna("") == "").all()
     print("cpu grid trials per node:", placement(trials, nodes))
+
+
+def test_a_multi_node_cluster_without_storage_is_refused_before_anything_runs(cluster, tmp_path):
+    assert len(cluster.alive_nodes()) == 2
+    spec, out = write_spec(tmp_path, "nostorage", "[0]", gpu=0), tmp_path / "out"
+    address = f"127.0.0.1:{cluster.gcs_port}"  # a driver on the head, as a job's would be
+    cmd = [str(BIN / "symgrid"), "run", str(spec), "--address", address, "--out", str(out)]
+    result = subprocess.run(
+        cmd, env=cluster.env, capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert result.returncode == 2, result.stderr
+    err = result.stderr
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert f"--address {address}: the cluster has 2 nodes and no --storage" in err, err
+    assert not out.exists() or not any(out.iterdir()), "nothing written"
+
+
+def symgrid_drivers(cluster, spec: Path) -> list[int]:
+    """Pids of the job's driver (and its shell): our cluster's processes running ``spec``."""
+    found = []
+    for pid in pids_with_marker(cluster.marker):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if "symgrid" in argv and str(spec) in argv:
+            found.append(pid)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def s3_records(s3, bucket: str) -> dict[str, str]:
+    """trial_id -> trial.json text of every trial record in the bucket (each must be there once)."""
+    paths = [p for p in s3.files(bucket) if "/records/" in p and p.endswith("/trial.json")]
+    ids = [p.split("/")[-2] for p in paths]
+    assert len(ids) == len(set(ids)), sorted(paths)
+    return {trial_id: s3.read(p).decode() for trial_id, p in zip(ids, paths)}
+
+
+def completed(records: dict[str, str]) -> dict[str, str]:
+    return {t: text for t, text in records.items() if json.loads(text)["status"] == "completed"}
+
+
+def test_a_grid_on_s3_storage_resumes_after_its_driver_is_killed(cluster, s3, tmp_path):
+    bucket = f"symgrid-{secrets.token_hex(4)}"
+    s3.create_bucket(bucket)
+    gate, late = Gate(tmp_path / "gate"), ["t0002", "t0003"]
+    gate.hold(1, *late)  # t0000 and t0001 finish; t0002 and t0003 are mid-run at the kill
+    spec, out = write_spec(tmp_path, "s3", "[0, 1, 2, 3]", gpu=0), tmp_path / "out"
+    job = cluster.start_job(*run_command(spec, out, s3.uri(bucket, "runs")), env=gate.env)
+    running = lambda: cluster.job(job).get("status") not in JOB_ENDS  # noqa: E731
+    two = lambda: completed(s3_records(s3, bucket)).keys() == {"t0000", "t0001"}  # noqa: E731
+    wait_for(two, "two trials' records on S3", running)
+    held = gate.wait_held(1, late, alive=running)
+    before = completed(s3_records(s3, bucket))
+
+    kill_pids(symgrid_drivers(cluster, spec), signal.SIGKILL)
+    status, output = cluster.wait_job(job)
+    assert status == "FAILED", output[-3000:]
+    wait_for(lambda: not any(alive(h["pid"]) for h in held.values()), "held trials to end")
+    gate.release()
+    assert not (out / "trials.parquet").exists()
+
+    status, output = cluster.submit("symgrid", "resume", str(out), "--no-report")
+    assert status == "SUCCEEDED", f"{status}\n{output[-6000:]}\n{cluster.logs()}"
+    records = s3_records(s3, bucket)
+    assert completed(records).keys() == {"t0000", "t0001", "t0002", "t0003"}
+    for trial_id, text in before.items():  # finished before the kill: not run again
+        assert records[trial_id] == text
+        assert (out / "trials" / trial_id / "trial.json").read_text() == text  # copied once
+    trials = pd.read_parquet(out / "trials.parquet")
+    check_every_trial_once(trials, 4)
+    epochs = pd.read_parquet(out / "epochs.parquet").groupby("trial_id").epoch.apply(list)
+    assert epochs.to_dict() == {t: [1, 2] for t in trials.trial_id}  # no epoch twice, none lost
+    assert len(pd.read_parquet(out / "ber.parquet")) == 4  # one Eb/N0 point per trial
+    # Ray's experiment state is on the S3 server too, and nothing of Ray's is on the local disk.
+    info = json.loads((out / "run.json").read_text())
+    assert info["experiment_path"].startswith(f"s3://{bucket}/runs/s3-")
+    assert any("/experiment_state-" in p for p in s3.files(bucket)) and not (out / "ray").exists()
+
+    report = subprocess.run(
+        [str(BIN / "symgrid"), "report", str(out)], capture_output=True, text=True, timeout=300
+    )
+    assert report.returncode == 0, report.stderr
+    assert "4 recorded of 4 planned" in (out / "report" / "summary.md").read_text()

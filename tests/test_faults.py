@@ -3,7 +3,8 @@ run folders and output that cannot be written. No result may be lost or counted 
 
 Every process a test starts carries a marker in its environment (Ray's raylet and workers inherit
 it), so cleanup kills exactly those, by pid, even after the driver died and left them orphaned;
-other Ray instances on the machine are never touched.
+other Ray instances on the machine are never touched. Trials are put at the point a fault must hit
+by hold files (``tests/gate.py``), not by polling and hoping.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from gate import WAIT_S, Gate, wait_for
 from runfolder import run_folder  # noqa: F401  (session fixture)
 
 from grid.cli import main
@@ -38,8 +40,8 @@ axes:
   {axis}: {values}
 resources: {{cpu: 1, gpu: 0}}
 max_failures: 2
+checkpoint: {{every_epochs: 1, min_interval_s: 0}}  # a killed worker restarts mid-trial
 """
-WAIT_S = 300  # this 2-core machine is shared; a Ray start alone can take 30 s under load
 
 
 def write_spec(tmp_path, name, epochs, values, axis="seed", optimizer="adam") -> Path:
@@ -52,11 +54,12 @@ def write_spec(tmp_path, name, epochs, values, axis="seed", optimizer="adam") ->
 class Processes:
     """Start symgrid commands with a marker; on exit kill every marked process that is left."""
 
-    def __init__(self, tmp_path: Path):
+    def __init__(self, tmp_path: Path, env: dict | None = None):
         self.tag, self.logs, self.popens = uuid.uuid4().hex, tmp_path, []
+        self.env = env or {}
 
     def start(self, *args) -> subprocess.Popen:
-        env = {**os.environ, "SYMGRID_FAULT_TEST": self.tag}
+        env = {**os.environ, **self.env, "SYMGRID_FAULT_TEST": self.tag}
         log = open(self.logs / f"log{len(self.popens)}.txt", "w")  # noqa: SIM115 - closed by exit
         cmd = [sys.executable, "-m", "grid", *map(str, args)]
         popen = subprocess.Popen(cmd, env=env, stdout=log, stderr=log, start_new_session=True)
@@ -99,16 +102,6 @@ class Processes:
             log.close()
 
 
-def wait_for(predicate, what: str, timeout: float = WAIT_S):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 def ray_rows(out: Path, trial_id: str) -> list[dict]:
     """What Ray recorded for a trial, one row per report, across every (re)start."""
     path = out / "ray" / trial_id / "result.json"
@@ -142,43 +135,44 @@ def assert_every_trial_once(out: Path, count: int, epochs: int, status="complete
     assert len(pd.read_parquet(out / "ber.parquet")) == 2 * count  # two test points each
 
 
-def training(out: Path, procs: Processes) -> tuple[str, int] | None:
-    """(trial_id, worker pid) of a trial mid-training: 3 to 7 of 10 epochs reported, its worker
-    alive (Ray adds the worker's pid to every reported row)."""
-    workers = set(procs.marked("ray::ImplicitFunc.train"))
-    for trial_id in ("t0000", "t0001", "t0002"):
-        rows = [row for row in ray_rows(out, trial_id) if not row.get("final")]
-        if 3 <= len(rows) <= 7 and rows[-1].get("pid") in workers:
-            return trial_id, rows[-1]["pid"]
-    return None
-
-
 def test_a_killed_trial_worker_restarts_from_its_checkpoint(tmp_path):
-    out, spec = tmp_path / "out", write_spec(tmp_path, "killworker", 10, "[0, 1, 2]")
-    with Processes(tmp_path) as procs:
+    out, spec = tmp_path / "out", write_spec(tmp_path, "killworker", 5, "[0, 1, 2]")
+    gate = Gate(tmp_path / "gate")
+    gate.hold(3, "t0000")  # t0000 waits after reporting (and checkpointing) epoch 3 of 5
+    with Processes(tmp_path, gate.env) as procs:
         driver = procs.start("run", spec, "--out", out, "--num-cpus", "2", "--no-report")
-        trial_id, pid = wait_for(lambda: training(out, procs), "a trial mid-training")
+        held = gate.wait_held(3, ["t0000"], alive=lambda: driver.poll() is None)
+        pid = held["t0000"]["pid"]
+        assert pid in procs.marked(), "the pid is a live Ray worker of this run"
         os.kill(pid, signal.SIGKILL)
+        gate.release()
         assert driver.wait(timeout=WAIT_S) == 0
-    assert_every_trial_once(out, 3, 10)
-    # Ray restarted the trial (iterations counted from 1 again) at a later epoch: its checkpoint.
-    rows = ray_rows(out, trial_id)
+    assert_every_trial_once(out, 3, 5)
+    # Ray restarted the trial (iterations counted from 1 again) right after its epoch-3 checkpoint.
+    rows = ray_rows(out, "t0000")
     restarts = [r["epoch"] for r in rows[1:] if r["iterations_since_restore"] == 1]
-    assert len(restarts) == 1 and restarts[0] > 1, [(r.get("epoch"), r["pid"]) for r in rows]
+    assert restarts == [4], [(r.get("epoch"), r["pid"]) for r in rows]
+    assert {r["pid"] for r in rows if not r.get("final") and r["epoch"] <= 3} == {pid}
 
 
 def test_resume_after_the_driver_is_killed_runs_only_unfinished_trials(tmp_path):
     out, spec = tmp_path / "out", write_spec(tmp_path, "killdriver", 3, "[0, 1, 2, 3, 4, 5]")
-    with Processes(tmp_path) as procs:
+    gate = Gate(tmp_path / "gate")
+    late = [f"t{i:04d}" for i in range(2, 6)]
+    gate.hold(1, *late)  # only t0000 and t0001 can finish before the kill
+    with Processes(tmp_path, gate.env) as procs:
         driver = procs.start("run", spec, "--out", out, "--num-cpus", "2", "--no-report")
-        wait_for(lambda: len(completed(out)) >= 2, "two finished trials")
+        running = lambda: driver.poll() is None  # noqa: E731
+        wait_for(lambda: len(completed(out)) == 2, "two finished trials", running)
+        gate.wait_held(1, late, count=2, alive=running)  # both slots busy mid-trial
         os.kill(driver.pid, signal.SIGKILL)  # no chance to save Ray's state or the tables
         driver.wait(timeout=30)
         before = completed(out)
         reports = {t: epoch_reports(out, t) for t in before}
-        assert 2 <= len(before) < 6, "the kill landed mid-grid"
+        assert sorted(before) == ["t0000", "t0001"], "the kill landed mid-grid"
         assert not (out / "trials.parquet").exists()
         procs.kill_marked()  # whatever the driver's embedded Ray left behind
+        gate.release()
         code, log = procs.run("resume", out, "--no-report")
         assert code == 0, log
     assert_every_trial_once(out, 6, 3)

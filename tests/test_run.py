@@ -1,16 +1,20 @@
-"""Real grids on an embedded local Ray: tables, fractional GPUs, resume after an interrupt."""
+"""Real grids on an embedded local Ray: tables, fractional GPUs, resume after an interrupt.
+
+Concurrency is made certain, not hoped for: trials wait at hold files (``tests/gate.py``) until the
+test has seen what it checks.
+"""
 
 import json
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
+from gate import Gate, wait_for
 
 TINY = """
 name: {name}
@@ -38,6 +42,14 @@ def write_spec(tmp_path, name="tiny", epochs=3, seeds="[0, 1]", cpu=1, gpu=0, sy
 def symgrid(*args, **kwargs) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "grid", *map(str, args)]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300, **kwargs)
+
+
+def start_symgrid(*args, env: dict) -> subprocess.Popen:
+    """A symgrid command in its own process group (so Ctrl-C can reach all of it)."""
+    cmd = [sys.executable, "-m", "grid", *map(str, args)]
+    return subprocess.Popen(
+        cmd, stderr=subprocess.PIPE, text=True, start_new_session=True, env={**os.environ, **env}
+    )
 
 
 def trials_of(out: Path) -> pd.DataFrame:
@@ -68,11 +80,17 @@ def test_a_grid_runs_on_embedded_ray_and_writes_every_table(tmp_path):
 
 
 def test_four_quarter_gpu_trials_share_one_logical_gpu_concurrently(tmp_path):
-    out = tmp_path / "out"
-    # Trials of a few seconds each: longer than the stagger of their four actors' start-up.
-    spec = write_spec(tmp_path, "gpu", epochs=6, seeds="[0, 1]", cpu=0.5, gpu=0.25, symbols=262144)
-    result = symgrid("run", spec, "--out", out, "--num-cpus", "2", "--num-gpus", "1", "--no-report")
-    assert result.returncode == 0, result.stderr
+    out, gate = tmp_path / "out", Gate(tmp_path / "gate")
+    spec = write_spec(tmp_path, "gpu", epochs=2, seeds="[0, 1]", cpu=0.5, gpu=0.25)
+    ids = [f"t{i:04d}" for i in range(4)]
+    gate.hold(1, *ids)  # each trial waits after its first epoch: they can only all be held at once
+    args = [spec, "--out", out, "--num-cpus", "2", "--num-gpus", "1", "--no-report"]
+    proc = start_symgrid("run", *args, env=gate.env)
+    held = gate.wait_held(1, ids, alive=lambda: proc.poll() is None)
+    assert len({h["pid"] for h in held.values()}) == 4, "four trial workers, one per trial"
+    gate.release()
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
     trials = trials_of(out)
     assert len(trials) == 4 and set(trials.gpu_ids) == {"0"}
     started = pd.to_datetime(trials.started_at)
@@ -82,19 +100,22 @@ def test_four_quarter_gpu_trials_share_one_logical_gpu_concurrently(tmp_path):
 
 
 def test_resume_after_sigint_runs_only_unfinished_trials(tmp_path):
-    out = tmp_path / "out"
+    out, gate = tmp_path / "out", Gate(tmp_path / "gate")
     spec = write_spec(tmp_path, name="resume", epochs=4, seeds="[0, 1, 2]")
-    cmd = [sys.executable, "-m", "grid", "run", str(spec), "--out", str(out), "--num-cpus", "2"]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    deadline = time.monotonic() + 180
-    while len(list(out.glob("trials/*/trial.json"))) < 2 and time.monotonic() < deadline:
-        time.sleep(0.2)
+    late = [f"t{i:04d}" for i in range(2, 6)]
+    gate.hold(1, *late)  # only t0000 and t0001 can finish before the interrupt
+    proc = start_symgrid("run", spec, "--out", out, "--num-cpus", "2", env=gate.env)
+    running = lambda: proc.poll() is None  # noqa: E731
+    finished = lambda: len(list(out.glob("trials/*/trial.json"))) == 2  # noqa: E731
+    wait_for(finished, "two finished trials", running)
+    gate.wait_held(1, late, count=2, alive=running)  # both slots busy with a trial mid-run
     os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group
     proc.communicate(timeout=120)
+    gate.release()
     records = {p.parent.name: p.read_text() for p in out.glob("trials/*/trial.json")}
     # A trial caught mid-epoch by Ctrl-C is recorded as failed, then run again on resume.
     before = {k: v for k, v in records.items() if json.loads(v)["status"] == "completed"}
-    assert 2 <= len(before) < 6, "the interrupt landed mid-grid"
+    assert sorted(before) == ["t0000", "t0001"], "the interrupt landed mid-grid"
     result = symgrid("resume", out, "--no-report")
     assert result.returncode == 0, result.stderr
     trials = trials_of(out)
@@ -114,3 +135,54 @@ def test_an_unwritable_out_is_an_error_before_ray_starts(tmp_path, flag):
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "--out" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+MANY = """
+name: many
+description: many tiny trials, most of which never start before the interrupt
+base:
+  train: {ebno_db: [0, 10], symbols: 1024, val_symbols: 1024, batch_size: 512, epochs: 1}
+  model: {hidden: [8]}
+  eval: {ebno_db: [4], min_errors: 10, max_bits: 2.0e+4, biasvar_symbols: 64}
+axes:
+  seed: [%s]
+resources: {cpu: 1, gpu: 0}
+max_failures: 0
+"""
+
+
+def finished_records(out: Path) -> dict[str, str]:
+    found = {}
+    for path in out.glob("trials/*/trial.json"):
+        text = path.read_text()
+        if json.loads(text)["status"] in ("completed", "diverged"):
+            found[path.parent.name] = text
+    return found
+
+
+def test_ctrl_c_with_many_never_started_trials_is_one_line_and_resumes(tmp_path):
+    count = 60
+    spec, out = tmp_path / "many.yaml", tmp_path / "out"
+    spec.write_text(MANY % ", ".join(map(str, range(count))))
+    gate, late = Gate(tmp_path / "gate"), [f"t{i:04d}" for i in range(2, count)]
+    gate.hold(1, *late)  # only t0000 and t0001 can finish before the interrupt
+    proc = start_symgrid("run", spec, "--out", out, "--num-cpus", "2", env=gate.env)
+    running = lambda: proc.poll() is None  # noqa: E731
+    wait_for(lambda: len(finished_records(out)) == 2, "two finished trials", running)
+    gate.wait_held(1, late, count=2, alive=running)  # both slots busy with a trial mid-run
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    gate.release()
+    before = finished_records(out)
+    assert "Traceback" not in err and proc.returncode == 130, err[-3000:]
+    last = err.strip().splitlines()[-1]
+    assert f"/{count} trials have results" in last and f"symgrid resume {out}" in last, err
+    assert sorted(before) == ["t0000", "t0001"], "the interrupt landed with 58 trials to go"
+    assert not (out / "report").exists()  # the report waits for the resumed run
+    result = symgrid("resume", out, "--no-report")
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = trials_of(out)
+    assert sorted(trials.trial_id) == [f"t{i:04d}" for i in range(count)]  # each exactly once
+    assert set(trials.status) == {"completed"}
+    for trial_id, text in before.items():  # finished before the interrupt: never rewritten
+        assert (out / "trials" / trial_id / "trial.json").read_text() == text

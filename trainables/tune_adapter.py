@@ -1,82 +1,142 @@
 """The one Ray-aware piece of a trial: report epochs and checkpoints to Ray Tune, resume from them.
 
-Ray Tune calls :func:`trainable` with ``{"trial": {"trial_id", "axes", "config"}}``. Every epoch
-reports its row with a checkpoint (the trainer's state and the epochs so far); the final report's
-checkpoint holds the trial's whole record folder (see ``trainables.records``).
+Ray Tune calls :func:`trainable` with ``{"trial": trial_id}`` and nothing else: the trial's
+definition is read from the run's plan (``plan.parquet``, once per worker process), so nothing Ray
+keeps or snapshots grows with the size of the configs. Every epoch reports its row; the
+:class:`~trainables.checkpointing.CheckpointPolicy` decides which reports carry a checkpoint (the
+trainer's whole state). The trial writes its own records (``trainables.records.RecordStore``), a
+finished one before its final report and a failed one before its error reaches Ray, so the driver
+copies nothing while the grid runs.
 
 A trial that had already ended is never trained again: ``symgrid resume`` passes the outcomes the
-driver recorded (``done``), and a restored final checkpoint is reported again as it is.
+records held when it started (``RunFiles.done``), and a trial also checks its own record first.
+
+Test hook: with ``SYMGRID_TEST_GATE`` set, a trial can be held between epochs
+(:func:`hold_at_gate`), so tests put trials at a known point without racing them.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import socket
 import tempfile
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import ray
 import torch
 from ray import tune
 
-from trainables.records import epochs_frame, write_parquet, write_trial_dir
-from trainables.trial import run_trial
+from trainables.checkpointing import CheckpointPolicy
+from trainables.records import FINISHED, RecordStore, atomic, filesystem
+from trainables.trial import Trainer, run_trial
 
 STATE_FILE = "state.pt"
+GATE_ENV = "SYMGRID_TEST_GATE"  # test hook only: a folder of hold files, see hold_at_gate
+GATE_POLL_S = 0.05  # how often a held trial looks for its hold file
 
 
-def trainable(config: dict, done: dict | None = None) -> None:
+@dataclass(frozen=True)
+class RunFiles:
+    """What every trial of a run shares (``tune.with_parameters`` stores it once)."""
+
+    plan: str  # URI of plan.parquet: trial_id, axes (JSON), config (JSON) of every trial
+    records: str  # root of the trial record folders (a RecordStore)
+    checkpoint: CheckpointPolicy = field(default_factory=CheckpointPolicy)
+    done: dict = field(default_factory=dict)  # trial_id -> status, finished before a resume
+
+
+@functools.lru_cache(maxsize=4)
+def read_plan(uri: str) -> dict[str, tuple[dict, dict]]:
+    """trial_id -> (axes, config) of every trial in the plan; read once per worker process."""
+    fs, path = filesystem(uri)
+    table = pq.read_table(path, filesystem=fs).to_pydict()
+    rows = zip(table["trial_id"], table["axes"], table["config"], strict=True)
+    return {trial_id: (json.loads(axes), json.loads(config)) for trial_id, axes, config in rows}
+
+
+@functools.lru_cache(maxsize=4)
+def record_store(root: str) -> RecordStore:
+    return RecordStore(root)
+
+
+def trainable(config: dict, run: RunFiles) -> None:
     """Train one trial, or report the outcome it already has.
 
     Parameters
     ----------
-    config : ``{"trial": {"trial_id", "axes", "config"}}``
-    done : trial_id -> status of the trials whose records the driver kept before an interrupt.
-        Ray saves its experiment state every few seconds, so after a killed driver it may still
-        list such a trial as running; resuming it would train it again from an older checkpoint.
+    config : ``{"trial": trial_id}``, Ray's whole view of the trial
+    run : the run's plan, record store, checkpoint policy and finished trials
     """
-    trial = config["trial"]
-    trial_id = trial["trial_id"]
-    if done and trial_id in done:
-        tune.report({"trial_id": trial_id, "final": True, "status": done[trial_id]})
+    trial_id = config["trial"]
+    store = record_store(run.records)
+    status = run.done.get(trial_id) or store.status(trial_id)
+    if status in FINISHED:  # Ray's saved state can lag behind the records after a killed driver
+        tune.report({"trial_id": trial_id, "final": True, "status": status})
         return
-    if report_final_checkpoint(trial_id):
-        return
+    axes, trial_config = read_plan(run.plan)[trial_id]
     placement = where_am_i()
     cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
     torch.set_num_threads(max(1, int(cpus)))  # torch would otherwise take every core of the node
-
-    def on_epoch(row: dict, trainer) -> None:
-        with tempfile.TemporaryDirectory() as tmp:
-            torch.save(trainer.state_dict(), Path(tmp) / STATE_FILE)
-            write_parquet(epochs_frame(trial_id, trainer.rows), Path(tmp) / "epochs.parquet")
-            metrics = {"trial_id": trial_id, "final": False, **row}
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
-
-    outcome = run_trial(trial["config"], on_epoch, load_state(), placement["device"])
-    extra = {"axes": trial["axes"], "config": trial["config"], **placement}
-    with tempfile.TemporaryDirectory() as tmp:
-        write_trial_dir(outcome, trial_id, Path(tmp), extra)
-        metrics = {"trial_id": trial_id, "final": True, "status": outcome.status}
-        metrics["ber_ratio_map"] = outcome.summary["ber_ratio_map"]
-        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+    extra = {"axes": axes, "config": trial_config, **placement}
+    reporter = EpochReporter(trial_id, run.checkpoint)
+    try:
+        outcome = run_trial(trial_config, reporter, load_state(), placement["device"])
+    except Exception as err:
+        store.write_failed(trial_id, one_line(err), reporter.rows, extra)
+        raise
+    store.write_outcome(outcome, trial_id, extra)
+    metrics = {"trial_id": trial_id, "final": True, "status": outcome.status}
+    tune.report({**metrics, "ber_ratio_map": outcome.summary["ber_ratio_map"]})
 
 
-def report_final_checkpoint(trial_id: str) -> bool:
-    """Report a restored checkpoint that already holds the trial's records (it ended before a
-    crash or an interrupt); it has no trainer state, so training would start from scratch."""
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is None:
-        return False
-    with checkpoint.as_directory() as directory:
-        record = Path(directory) / "trial.json"
-        if not record.exists():
-            return False
-        summary = json.loads(record.read_text())
-        metrics = {"trial_id": trial_id, "final": True, "status": summary["status"]}
-        metrics["ber_ratio_map"] = summary.get("ber_ratio_map")
-        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
-    return True
+class EpochReporter:
+    """``run_trial``'s ``on_epoch``: report each epoch, with a checkpoint when the policy says."""
+
+    def __init__(self, trial_id: str, policy: CheckpointPolicy):
+        self.trial_id, self.policy = trial_id, policy
+        self.rows, self.last_save = [], time.monotonic()
+
+    def __call__(self, row: dict, trainer: Trainer) -> None:
+        self.rows = trainer.rows
+        metrics = {"trial_id": self.trial_id, "final": False, **row}
+        final = trainer.done or trainer.diverged
+        if self.policy.due(trainer.epoch, final, time.monotonic() - self.last_save):
+            with tempfile.TemporaryDirectory() as tmp:
+                save_state(trainer, Path(tmp))
+                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+            self.last_save = time.monotonic()
+        else:
+            tune.report(metrics)
+        hold_at_gate(self.trial_id, trainer.epoch)
+
+
+def save_state(trainer: Trainer, directory: Path) -> None:
+    torch.save(trainer.state_dict(), Path(directory) / STATE_FILE)
+
+
+def hold_at_gate(trial_id: str, epoch: int) -> None:
+    """Test hook: after reporting ``epoch``, wait while a hold file for it exists.
+
+    The hold file is ``$SYMGRID_TEST_GATE/<trial_id>.<epoch>.hold``. A test creates hold files
+    before the run and deletes one to let its trial go on. A held trial first writes
+    ``<trial_id>.<epoch>.held`` (JSON: its worker's ``pid`` and ``node_id``). It waits after
+    ``tune.report`` has returned, which Tune allows only once the driver has processed that epoch's
+    result and checkpoint, so a trial killed while held restarts from its last checkpoint at or
+    before ``epoch``. Real runs leave the variable unset and this costs nothing.
+    """
+    folder = os.environ.get(GATE_ENV)
+    hold = Path(folder) / f"{trial_id}.{epoch}.hold" if folder else None
+    if hold is None or not hold.exists():
+        return
+    held = {"pid": os.getpid(), "node_id": ray.get_runtime_context().get_node_id()}
+    atomic(hold.with_suffix(".held"), lambda tmp: Path(tmp).write_text(json.dumps(held)))
+    while hold.exists():
+        time.sleep(GATE_POLL_S)
 
 
 def load_state() -> dict | None:
@@ -100,3 +160,9 @@ def where_am_i() -> dict:
         "gpu_ids": ",".join(gpu_ids),
         "device": device,
     }
+
+
+def one_line(error) -> str:
+    """The last line of an error's text (a traceback's last line names the exception)."""
+    text = str(error).strip().splitlines()
+    return text[-1][:500] if text else type(error).__name__

@@ -1,0 +1,168 @@
+"""Rates for ``symgrid validate``'s cost estimate, written to ``grid/rates.json``.
+
+One torch thread (a 1-CPU trial). Training and validation are timed per epoch on detectors of
+several sizes and batch sizes, and fitted by non-negative least squares to
+``seconds per epoch = symbols x (train_us + train_param_us x params) + batches x batch_us``
+(validation: ``symbols x (forward_us + forward_param_us x params)``). The paired evaluation
+(channel, bitwise MAP, counting; the detector's forward pass is added from the fit) is timed per
+symbol for each supported modulation. ``trial_fixed_s`` is what a tiny trial costs beyond the
+model (building, the shared evaluation sets, the summary). The ``grid`` section is Ray's part,
+copied from ``benchmarks/results/scale.json`` (``benchmarks/scale.py``): start-up to the first
+trial, the steady per-trial overhead, and the time after the last trial (fixed + per trial).
+
+    python benchmarks/rates.py              # ~1 minute; writes grid/rates.json
+    python benchmarks/rates.py --smoke      # fewer repeats; writes only the --json file
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from common import RESULTS, machine, median, parser, write
+from scipy.optimize import nnls
+
+RATES = Path(__file__).resolve().parents[1] / "grid" / "rates.json"
+SHAPES = [([16], 1024), ([16], 4096), ([32], 2048), ([64, 64], 1024), ([64, 64], 4096)]
+SYMBOLS = 65536
+
+
+def config(hidden, batch, symbols=SYMBOLS, epochs=1) -> dict:
+    from trainables.config import config_to_dict, parse_trial_config
+
+    raw = {
+        "train": {"symbols": symbols, "val_symbols": symbols, "batch_size": batch},
+        "model": {"name": "mlp", "hidden": hidden},
+        "optimizer": {"name": "adam", "lr": 0.01},
+        "eval": {"ebno_db": [4], "min_errors": 10, "max_bits": 4096, "biasvar_symbols": 64},
+    }
+    raw["train"]["epochs"] = epochs
+    return config_to_dict(parse_trial_config(raw))
+
+
+def epoch_times(repeats: int) -> list[dict]:
+    from grid.cost import num_params
+    from trainables.config import parse_trial_config
+    from trainables.trial import Trainer
+
+    rows = []
+    for hidden, batch in SHAPES:
+        cfg = config(hidden, batch)
+        trainer = Trainer(parse_trial_config(cfg))
+        trainer.train_epoch()  # warm-up
+        train = [timed(trainer.train_epoch) for _ in range(repeats)]
+        val = [timed(trainer.validate) for _ in range(repeats)]
+        rows.append({"params": num_params(cfg), "batch": batch, "train_s": median(train),
+                     "validate_s": median(val)})  # fmt: skip
+    return rows
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def fit(rows: list[dict]) -> dict:
+    """Least squares of the epoch model (see the module docstring), in microseconds."""
+    p = np.array([r["params"] for r in rows], float)
+    batches = np.array([SYMBOLS / r["batch"] for r in rows])
+    a = np.column_stack([np.full_like(p, SYMBOLS), SYMBOLS * p, batches])
+    train = nnls(a, np.array([r["train_s"] for r in rows]))[0] * 1e6  # rates are >= 0
+    b = np.column_stack([np.full_like(p, SYMBOLS), SYMBOLS * p])
+    forward = nnls(b, np.array([r["validate_s"] for r in rows]))[0] * 1e6
+    return {
+        "train_us": float(train[0]),
+        "train_param_us": float(train[1]),
+        "batch_us": float(train[2]),
+        "forward_us": float(forward[0]),
+        "forward_param_us": float(forward[1]),
+    }
+
+
+def eval_us(repeats: int, symbols: int) -> dict[str, float]:
+    """Paired evaluation per symbol without the detector (its forward pass comes from the fit)."""
+    from trainables.constellation import SUPPORTED_BITS
+
+    out = {}
+    for k in SUPPORTED_BITS:
+        out[str(k)] = median([eval_once(k, symbols) for _ in range(repeats)])
+    return out
+
+
+def eval_once(k: int, symbols: int) -> float:
+    """Microseconds per symbol of one Eb/N0 point of ``symbols`` with a constant detector."""
+    from trainables.channel import seeded_generator
+    from trainables.metrics import evaluate_ber
+
+    gen = seeded_generator(0, "rates", "cpu")
+    detect = lambda batch: torch.zeros(batch.y.shape[0], k, dtype=torch.bool)  # noqa: E731
+    start = time.perf_counter()
+    evaluate_ber(detect, k, [4.0], 1 << 40, symbols * k, gen)  # min_errors: never reached
+    return (time.perf_counter() - start) / symbols * 1e6
+
+
+def trial_fixed_s(rates: dict, repeats: int) -> float:
+    """A tiny trial's wall time less what the model predicts for its sizes (``trial_fixed_s`` 0)."""
+    from grid import cost
+    from trainables.trial import run_trial
+
+    tiny = config([16], 1024, symbols=4096, epochs=2)
+    cost.rates.cache_clear()
+    cost.rates = lambda: {**rates, "trial_fixed_s": 0.0}  # this process only
+    modelled = sum(cost.trial_seconds(tiny).values())
+    return median([timed(lambda: run_trial(tiny)) for _ in range(repeats)]) - modelled
+
+
+def grid_rates() -> dict:
+    """Ray's part from the scale benchmark's runs: a line through its sizes for the finish."""
+    runs = json.loads((RESULTS / "scale.json").read_text())["runs"]
+    n = np.array([r["trials"] for r in runs], float)
+    after = np.array([r["after_last_trial_s"] for r in runs])
+    slope, intercept = np.polyfit(n, after, 1) if len(runs) > 1 else (0.0, after[0])
+    return {
+        "startup_s": median([r["to_first_trial_s"] for r in runs]),
+        "per_trial_s": median([r["steady_overhead_per_trial_s"] for r in runs]),
+        "finish_s": float(max(intercept, 0.0)),
+        "finish_per_trial_s": float(max(slope, 0.0)),
+        "from": "benchmarks/results/scale.json",
+    }
+
+
+def main() -> None:
+    p = parser("rates", __doc__)
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    repeats = args.repeats or (1 if args.smoke else 5)
+    info = machine()
+    rows = epoch_times(repeats)
+    rates = {**fit(rows), "draw_us": draw_us(repeats)}
+    rates["eval_us"] = eval_us(repeats, 1 << 14 if args.smoke else 1 << 18)
+    rates["trial_fixed_s"] = max(trial_fixed_s(rates, repeats), 0.0)
+    rates["grid"] = grid_rates()
+    rates["measured"] = {"command": "python benchmarks/rates.py", "machine": info, "epochs": rows}
+    if not args.smoke:
+        RATES.write_text(json.dumps(rates, indent=1) + "\n")
+        print(f"wrote {RATES}")
+    print(json.dumps({k: v for k, v in rates.items() if k != "measured"}, indent=1))
+    write(args.json, {"benchmark": "rates", "machine": info, **rates})
+
+
+def draw_us(repeats: int) -> float:
+    """Drawing training/validation symbols (a Trainer's build), per symbol."""
+    from trainables.channel import seeded_generator, transmit
+
+    gen = seeded_generator(0, "draw", "cpu")
+    n = 1 << 20
+    return (
+        median([timed(lambda: transmit(n, 4, (-20.0, 20.0), gen)) for _ in range(repeats)])
+        / n
+        * 1e6
+    )
+
+
+if __name__ == "__main__":
+    main()

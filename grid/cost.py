@@ -1,0 +1,98 @@
+"""What a grid will cost, from rates measured on this kind of machine (``grid/rates.json``).
+
+A trial's time is modelled from its config, with rates that ``benchmarks/rates.py`` measures
+(one torch thread, as a 1-CPU trial runs) and ``benchmarks/scale.py`` measures for Ray's part::
+
+    build      = draw_us x (train.symbols + train.val_symbols) + trial_fixed_s
+    train      = epochs x (symbols x (train_us + train_param_us x params) + batches x batch_us)
+    validate   = epochs x val_symbols x (forward_us + forward_param_us x params)
+    evaluate   = sum over Eb/N0 points of symbols(point) x (eval_us[k] + forward per symbol)
+                 + biasvar_symbols per point x forward per symbol
+
+``symbols(point)`` follows ``trainables.metrics.evaluate_ber``: chunks from 16,384 symbols,
+doubling to 2^20, until ``min_errors`` errors are expected at the bitwise-MAP BER (the bound a
+trained detector approaches) or ``max_bits`` is spent. Early stopping can only end trials sooner.
+The wall time adds Ray's start, its per-trial overhead and the tables, and divides the trials over
+the slots (trials running at once).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+from pathlib import Path
+
+from trainables.config import hidden_widths, parse_trial_config
+from trainables.losses import head
+from trainables.reference import ber_map
+
+RATES_FILE = Path(__file__).with_name("rates.json")  # written by benchmarks/rates.py
+FIRST_CHUNK, MAX_CHUNK = 16384, 1 << 20  # symbols; as trainables.metrics.evaluate_ber
+
+
+@functools.cache
+def rates() -> dict:
+    """The measured rates (see the file's ``measured`` entry for the command and the load)."""
+    return json.loads(RATES_FILE.read_text())
+
+
+def num_params(config: dict) -> int:
+    """Weights and biases of the trial's detector (inputs 2 or 3, outputs k or 2^k)."""
+    cfg = parse_trial_config(config)
+    k = cfg.modulation.num_bits_per_symbol
+    widths = [3 if cfg.model.noise_input else 2, *hidden_widths(cfg)]
+    widths.append(k if head(cfg.loss) == "bit" else 2**k)
+    return sum(a * b + b for a, b in zip(widths, widths[1:], strict=False))
+
+
+@functools.lru_cache(maxsize=4096)
+def eval_symbols(k: int, ebno_db: float, min_errors: int, max_bits: float) -> int:
+    """Symbols one Eb/N0 point evaluates: chunks until min_errors expected or max_bits spent."""
+    ber = float(ber_map(ebno_db, k))
+    symbols, chunk = 0, FIRST_CHUNK
+    while symbols * k * ber < min_errors and (symbols + 1) * k <= max_bits:
+        symbols += min(chunk, int((max_bits - symbols * k) // k))
+        chunk = min(2 * chunk, MAX_CHUNK)
+    return symbols
+
+
+def trial_seconds(config: dict) -> dict[str, float]:
+    """Modelled seconds of one trial on one core: ``train`` (build, epochs) and ``eval``."""
+    r, params = rates(), num_params(config)
+    train, ev = config["train"], config["eval"]
+    k = config["modulation"]["num_bits_per_symbol"]
+    forward = (r["forward_us"] + r["forward_param_us"] * params) * 1e-6  # s per symbol
+    per_symbol = (r["train_us"] + r["train_param_us"] * params) * 1e-6
+    batches = math.ceil(train["symbols"] / train["batch_size"])
+    epoch = train["symbols"] * per_symbol + batches * r["batch_us"] * 1e-6
+    epoch += train["val_symbols"] * forward
+    build = r["draw_us"] * 1e-6 * (train["symbols"] + train["val_symbols"]) + r["trial_fixed_s"]
+    points = [
+        eval_symbols(k, float(e), ev["min_errors"], float(ev["max_bits"])) for e in ev["ebno_db"]
+    ]
+    per_eval = r["eval_us"][str(k)] * 1e-6 + forward
+    evaluate = sum(points) * per_eval + len(points) * ev["biasvar_symbols"] * forward
+    return {"train": build + train["epochs"] * epoch, "eval": evaluate}
+
+
+def grid_cost(configs: list[dict], slots: int) -> dict[str, float]:
+    """Core-hours of training and evaluation, and the wall time with ``slots`` trials at once."""
+    grid = rates()["grid"]
+    cache: dict[str, dict] = {}
+    train = evaluate = longest = 0.0
+    for config in configs:
+        key = json.dumps({**config, "seed": None}, sort_keys=True)  # the seed costs nothing
+        if key not in cache:
+            cache[key] = trial_seconds(config)
+        train, evaluate = train + cache[key]["train"], evaluate + cache[key]["eval"]
+        longest = max(longest, cache[key]["train"] + cache[key]["eval"])
+    n, slots = len(configs), max(1, slots)
+    busy = max((train + evaluate + n * grid["per_trial_s"]) / slots, longest)  # one trial: 1 core
+    wall = grid["startup_s"] + busy + grid["finish_s"] + n * grid["finish_per_trial_s"]
+    return {
+        "train_core_h": train / 3600,
+        "eval_core_h": evaluate / 3600,
+        "wall_s": wall,
+        "slots": slots,
+    }
