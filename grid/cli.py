@@ -78,6 +78,11 @@ def add_ray_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-report", action="store_true", help="skip the report at the end")
     parser.add_argument("--verbose", action="store_true", help="show Ray's own output")
     parser.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="write live TensorBoard event files to DIR/tensorboard/<trial_id>/",
+    )
+    parser.add_argument(
         "--mlflow",
         nargs="?",
         const="",
@@ -149,7 +154,9 @@ def launch(args, spec, trials, out: Path, default: str, extra: dict | None = Non
             verbose=args.verbose,
             command=command,
             extra=extra,
-            tracking=lambda o: tracking_callbacks(o, spec, trials, args.mlflow, args.verbose),
+            tracking=lambda o: tracking_callbacks(
+                o, spec, trials, args.mlflow, args.verbose, args.tensorboard
+            ),
         )
     except RunError as err:
         print(f"symgrid: error: {err}", file=sys.stderr)

@@ -9,6 +9,7 @@ artifacts. Imported only when ``--mlflow`` is given.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
@@ -17,12 +18,14 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.fs as pafs
 from ray.air.integrations.mlflow import MLflowLoggerCallback
 from ray.tune.utils import flatten_dict
 
 from analysis.links import MLFLOW_RUNS
 from grid.spec import TrialSpec, expand, load_spec
 from grid.tracking import EPOCH_METRICS, finite_numbers, one_line
+from trainables.records import RecordStore
 
 SUMMARY_METRICS = (
     "ber_ratio_map",
@@ -78,6 +81,10 @@ class MlflowCallback(MLflowLoggerCallback):
         if self.trials is None:
             spec = load_spec(str(Path(self.out) / "spec.yaml"), allow_large=True)
             self.trials = {t.trial_id: t for t in expand(spec)}
+        # Where the trials write their records: DIR/trials, or shared storage (run.json, written
+        # before Tune starts): on a cluster the driver's DIR/trials fills only at the end.
+        info = json.loads((Path(self.out) / "run.json").read_text())
+        self.records = RecordStore(info.get("records") or Path(self.out) / "trials")
 
     @guarded
     def log_trial_start(self, trial):
@@ -118,12 +125,15 @@ class MlflowCallback(MLflowLoggerCallback):
 
     @guarded
     def log_trial_end(self, trial, failed=False):
-        from mlflow.entities import Metric, RunTag
-
         run_id = self._trial_runs.get(trial)
         if run_id is None:
             return
-        folder = Path(self.out) / "trials" / str(trial)
+        with trial_folder(self.records, str(trial)) as folder:
+            self.log_end(run_id, trial, folder, failed)
+
+    def log_end(self, run_id: str, trial, folder: Path, failed: bool) -> None:
+        from mlflow.entities import Metric, RunTag
+
         record = read_record(folder)
         status = record.get("status") or ("failed" if failed else "completed")
         node = record.get("hostname") or (trial.last_result or {}).get("hostname")
@@ -170,9 +180,29 @@ def ber_metrics(folder: Path) -> dict[str, float]:
     for row in pd.read_parquet(folder / "ber.parquet").itertuples():
         at = f"{row.ebno_db:g}dB"
         metrics[f"ber_{at}"], metrics[f"ber_map_{at}"] = float(row.ber), float(row.ber_map)
-        if row.ber_map > 0:
-            metrics[f"ber_ratio_map_{at}"] = float(row.ber / row.ber_map)
+        ratio = getattr(row, "ber_ratio_map", None)  # continuity-corrected (metrics.ratio_to_map)
+        if ratio is not None:
+            metrics[f"ber_ratio_map_{at}"] = float(ratio)
     return metrics
+
+
+@contextlib.contextmanager
+def trial_folder(records: RecordStore, trial_id: str):
+    """A local folder with the trial's records: the folder itself on a local disk, otherwise a
+    temporary copy from the shared storage (one trial's files, a few hundred KiB)."""
+    if isinstance(records.fs, pafs.LocalFileSystem):
+        yield Path(records.folder(trial_id))
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        # no records (a worker that died): the run is logged from Ray's state alone
+        with contextlib.suppress(OSError):
+            pafs.copy_files(
+                records.folder(trial_id),
+                tmp,
+                source_filesystem=records.fs,
+                destination_filesystem=pafs.LocalFileSystem(),
+            )
+        yield Path(tmp)
 
 
 def read_record(folder: Path) -> dict:

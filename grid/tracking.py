@@ -1,6 +1,6 @@
-"""Experiment tracking on the driver, as Ray Tune callbacks: TensorBoard always, MLflow on request.
+"""Experiment tracking on the driver, as Ray Tune callbacks: TensorBoard and MLflow on request.
 
-TensorBoard
+TensorBoard (``symgrid run SPEC --tensorboard``)
     ``DIR/tensorboard/<trial_id>/`` holds each trial's event file, flushed every epoch, so
     ``tensorboard --logdir DIR`` shows the learning curves while the grid runs. The callback takes
     the place of Ray's default TensorBoard logger (a subclass, so Ray adds no second one), which
@@ -16,9 +16,9 @@ MLflow (``symgrid run SPEC --mlflow [URI]``, the optional extra ``symgrid[tracki
     report (``analysis.links``).
 
 Both callbacks take the trials' axes and configs from the expanded spec, keyed by trial id (the
-Ray trial's name), never from Ray's ``trial.config``. They run after ``grid.run.Harvest``, so a
-trial's records are in ``DIR/trials/<trial_id>/`` when it ends. A tracking server that stops
-answering costs one warning line, never the grid.
+Ray trial's name), never from Ray's ``trial.config``. A trial writes its records before its final
+report, so they are in place (``DIR/trials/<trial_id>/``, or on ``--storage``) when it ends. A
+tracking server that stops answering costs one warning line, never the grid.
 """
 
 from __future__ import annotations
@@ -67,11 +67,20 @@ def check_mlflow(uri: str, verbose: bool = False) -> None:
 
 
 def tracking_callbacks(
-    out: Path, spec: Spec, trials: list[TrialSpec], mlflow_uri: str | None, verbose: bool = False
+    out: Path,
+    spec: Spec,
+    trials: list[TrialSpec],
+    mlflow_uri: str | None,
+    verbose: bool = False,
+    tensorboard: bool = False,
 ) -> list:
     """The run's tracking callbacks; with ``mlflow_uri`` (``""``: the local store) the MLflow
-    experiment is created here, so an unreachable server is an error before Ray starts."""
-    callbacks = [TensorBoardCallback(out, {t.trial_id: t.axes for t in trials})]
+    experiment is created here, so an unreachable server is an error before Ray starts.
+
+    TensorBoard is asked for (``--tensorboard``): its per-epoch flushes cost the driver about a
+    fifth of its control loop on grids of thousands of tiny trials (``grid.tuning``)."""
+    axes = {t.trial_id: t.axes for t in trials}
+    callbacks = [TensorBoardCallback(out, axes)] if tensorboard else []
     if mlflow_uri is not None:
         check_mlflow("", verbose)
         uri = mlflow_uri or local_store_uri(out)

@@ -123,7 +123,8 @@ def server_run(server, tmp_path_factory):
     folder = tmp_path_factory.mktemp("tracked")
     spec = write_spec(folder, "tracked", epochs=2, schedulers="[none, step]")
     out = folder / "out"
-    result = symgrid("run", spec, "--out", out, "--num-cpus", "2", "--mlflow", server)
+    args = ("--num-cpus", "2", "--tensorboard", "--mlflow", server)
+    result = symgrid("run", spec, "--out", out, *args)
     assert result.returncode == 0, result.stderr
     assert "View run" not in result.stdout + result.stderr  # no line per trial from MLflow
     client = MlflowClient(tracking_uri=server)
@@ -229,7 +230,7 @@ def test_without_a_uri_the_store_is_inside_the_run_folder(tmp_path, monkeypatch)
     out = tmp_path / "out"
     spec = load_spec(str(write_spec(tmp_path, "local", epochs=2, schedulers="[none]")))
     (planned,) = expand(spec)
-    callbacks = tracking_callbacks(out, spec, [planned], "")
+    callbacks = tracking_callbacks(out, spec, [planned], "", tensorboard=True)
     trial = Trial("trainable", config={}, trial_name_creator=lambda t: planned.trial_id, stub=True)
     for callback in callbacks:
         callback.setup()
@@ -290,7 +291,8 @@ import grid.run, analysis.report
 spec_path, folder = sys.argv[1], Path(sys.argv[2])
 code = main(["run", spec_path, "--out", str(folder / "refused"), "--mlflow"])
 spec = load_spec(spec_path)
-made = tracking_callbacks(folder / "plain", spec, expand(spec), None)
+assert tracking_callbacks(folder / "plain", spec, expand(spec), None) == []  # nothing asked
+made = tracking_callbacks(folder / "plain", spec, expand(spec), None, tensorboard=True)
 assert [type(c) for c in made] == [TensorBoardCallback], made
 assert not {"mlflow", "tensorboard"} & set(sys.modules), "an extra module was imported"
 sys.exit(code)
