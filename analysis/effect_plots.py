@@ -15,6 +15,7 @@ import pandas as pd
 from analysis.effects import log_ratios, ordered
 from analysis.plots import EBNO_LABEL, RATIO_LABEL, panels, plt, save, sns
 from analysis.stats import mean_interval
+from trainables.metrics import ratio_to_map
 
 WORSE, SAME, BEST = "C3", "0.45", "C2"  # significantly worse than best, not distinguishable, best
 
@@ -55,11 +56,13 @@ def effect_figure(effects: pd.DataFrame, axis: str, path: Path) -> Path | None:
     return save(fig, path)
 
 
-def point_ratios(trials: pd.DataFrame, ber: pd.DataFrame, axis: str) -> pd.DataFrame:
-    """Per trial and Eb/N0 point: ``log(ber / ber_map)`` (points where MAP made errors)."""
+def level_point_ratios(trials: pd.DataFrame, ber: pd.DataFrame, axis: str) -> pd.DataFrame:
+    """Per trial and Eb/N0 point, with the trial's level of ``axis``: ``y`` = log of the point's
+    continuity-corrected ratio to MAP (``trainables.metrics.ratio_to_map``): no point is dropped,
+    also where MAP or the detector made no errors."""
     done = log_ratios(trials)[["trial_id", axis]]
-    points = ber[(ber["ber_map"] > 0) & (ber["ber"] > 0)].merge(done, on="trial_id")
-    return points.assign(y=np.log(points["ber"] / points["ber_map"]))
+    points = ber.merge(done, on="trial_id")
+    return points.assign(y=np.log(ratio_to_map(points["errors"], points["errors_map"])))
 
 
 def ratio_vs_ebno(trials: pd.DataFrame, ber: pd.DataFrame, axis: str, path: Path) -> Path | None:
@@ -67,7 +70,7 @@ def ratio_vs_ebno(trials: pd.DataFrame, ber: pd.DataFrame, axis: str, path: Path
     level's trials (all other axes and seeds) with a 95 % t-interval whose unit is the trial."""
     if axis not in trials or trials[axis].nunique() < 2:
         return None
-    points = point_ratios(trials, ber, axis)
+    points = level_point_ratios(trials, ber, axis)
     if points.empty or points["ebno_db"].nunique() < 2:
         return None
     sns.set_theme(style="whitegrid", context="notebook")

@@ -3,8 +3,9 @@
 A *setting* is one combination of every axis but ``seed``; its replicates are its seeds, and the
 seed (one trained model and one test set per seed) is the unit of every interval and test here:
 the Eb/N0 points of one trial share one trained model, so they are not independent.
-Each trial's ``ber_ratio_map`` is the mean over eval points of BER / BER of bitwise MAP on the
-same samples (paired), so 1 means optimal.
+Each trial's ``ber_ratio_map`` is the mean over all its eval points of the point's BER relative to
+bitwise MAP on the same samples (paired), continuity-corrected so that no point is dropped
+(``trainables.metrics.ratio_to_map``); 1 means optimal.
 
 - Interval across seeds: Student t, 95 %, where a setting has ≥ 2 completed seeds; with one seed
   there is no seed-level interval, and the mean over points of the Clopper-Pearson bounds divided
@@ -89,7 +90,8 @@ def mcnemar_verdict(points: pd.DataFrame) -> str:
 
 
 def point_ratios(ber: pd.DataFrame) -> pd.DataFrame:
-    """Per-point BER ratio to MAP and its Clopper-Pearson bounds (points with MAP errors)."""
+    """Per-point BER ratio to MAP and its Clopper-Pearson bounds, for the test-set-noise interval
+    of a one-seed setting (bounds divided by the MAP BER: points where MAP made errors only)."""
     ok = ber[ber["ber_map"] > 0]
     return ok.assign(
         ratio=ok["ber"] / ok["ber_map"],

@@ -95,13 +95,11 @@ def eval_us(repeats: int, symbols: int) -> dict[str, float]:
 
 def eval_once(k: int, symbols: int) -> float:
     """Microseconds per symbol of one Eb/N0 point of ``symbols`` with a constant detector."""
-    from trainables.channel import seeded_generator
     from trainables.metrics import evaluate_ber
 
-    gen = seeded_generator(0, "rates", "cpu")
     detect = lambda batch: torch.zeros(batch.y.shape[0], k, dtype=torch.bool)  # noqa: E731
     start = time.perf_counter()
-    evaluate_ber(detect, k, [4.0], 1 << 40, symbols * k, gen)  # min_errors: never reached
+    evaluate_ber(detect, k, [4.0], 1 << 40, symbols * k, seed=0)  # min_errors: never reached
     return (time.perf_counter() - start) / symbols * 1e6
 
 
@@ -155,7 +153,7 @@ def draw_us(repeats: int) -> float:
     """Drawing training/validation symbols (a Trainer's build), per symbol."""
     from trainables.channel import seeded_generator, transmit
 
-    gen = seeded_generator(0, "draw", "cpu")
+    gen = seeded_generator(0, "draw")
     n = 1 << 20
     return (
         median([timed(lambda: transmit(n, 4, (-20.0, 20.0), gen)) for _ in range(repeats)])
