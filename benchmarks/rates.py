@@ -8,7 +8,8 @@ several sizes and batch sizes, and fitted by non-negative least squares to
 symbol for each supported modulation. ``trial_fixed_s`` is what a tiny trial costs beyond the
 model (building, the shared evaluation sets, the summary). The ``grid`` section is Ray's part,
 copied from ``benchmarks/results/scale.json`` (``benchmarks/scale.py``): start-up to the first
-trial, the steady per-trial overhead, and the time after the last trial (fixed + per trial).
+trial, the steady per-trial overhead, the time after the last trial (fixed + per trial), and what
+a trial costs inside Ray beyond the model (its reports and final checkpoint, its records).
 
     python benchmarks/rates.py              # ~1 minute; writes grid/rates.json
     python benchmarks/rates.py --smoke      # fewer repeats; writes only the --json file
@@ -17,6 +18,7 @@ trial, the steady per-trial overhead, and the time after the last trial (fixed +
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from pathlib import Path
 
@@ -115,7 +117,27 @@ def trial_fixed_s(rates: dict, repeats: int) -> float:
     return median([timed(lambda: run_trial(tiny)) for _ in range(repeats)]) - modelled
 
 
-def grid_rates() -> dict:
+def in_ray_s(runs: list[dict], rates: dict) -> float:
+    """What a trial costs inside Ray beyond the model (its reports, its final checkpoint, the
+    records): the scale runs' summed trial wall_s less the modelled seconds, per trial."""
+    from scale import spec_text
+
+    from grid import cost
+    from grid.spec import expand, load_spec
+
+    cost.rates = lambda: {**rates, "grid": {}}  # this process only
+    extra = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for run in runs:
+            path = Path(tmp) / f"scale{run['trials']}.yaml"
+            path.write_text(spec_text(run["trials"]))
+            trials = expand(load_spec(str(path), allow_large=True))
+            modelled = sum(sum(cost.trial_seconds(t.config).values()) for t in trials)
+            extra.append((run["sum_trial_wall_s"] - modelled) / run["trials"])
+    return max(median(extra), 0.0)
+
+
+def grid_rates(rates: dict) -> dict:
     """Ray's part from the scale benchmark's runs: a line through its sizes for the finish."""
     runs = json.loads((RESULTS / "scale.json").read_text())["runs"]
     n = np.array([r["trials"] for r in runs], float)
@@ -126,6 +148,7 @@ def grid_rates() -> dict:
         "per_trial_s": median([r["steady_overhead_per_trial_s"] for r in runs]),
         "finish_s": float(max(intercept, 0.0)),
         "finish_per_trial_s": float(max(slope, 0.0)),
+        "in_ray_per_trial_s": in_ray_s(runs, rates),
         "from": "benchmarks/results/scale.json",
     }
 
@@ -140,7 +163,7 @@ def main() -> None:
     rates = {**fit(rows), "draw_us": draw_us(repeats)}
     rates["eval_us"] = eval_us(repeats, 1 << 14 if args.smoke else 1 << 18)
     rates["trial_fixed_s"] = max(trial_fixed_s(rates, repeats), 0.0)
-    rates["grid"] = grid_rates()
+    rates["grid"] = grid_rates(rates)
     rates["measured"] = {"command": "python benchmarks/rates.py", "machine": info, "epochs": rows}
     if not args.smoke:
         RATES.write_text(json.dumps(rates, indent=1) + "\n")

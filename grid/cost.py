@@ -12,8 +12,9 @@ A trial's time is modelled from its config, with rates that ``benchmarks/rates.p
 ``symbols(point)`` follows ``trainables.metrics.evaluate_ber``: chunks from 16,384 symbols,
 doubling to 2^20, until ``min_errors`` errors are expected at the bitwise-MAP BER (the bound a
 trained detector approaches) or ``max_bits`` is spent. Early stopping can only end trials sooner.
-The wall time adds Ray's start, its per-trial overhead and the tables, and divides the trials over
-the slots (trials running at once).
+The wall time adds Ray's start, its per-trial overhead (between trials, and inside a trial: the
+reports, the final checkpoint, the records) and the tables, and divides the trials over the slots
+(trials running at once).
 """
 
 from __future__ import annotations
@@ -88,7 +89,8 @@ def grid_cost(configs: list[dict], slots: int) -> dict[str, float]:
         train, evaluate = train + cache[key]["train"], evaluate + cache[key]["eval"]
         longest = max(longest, cache[key]["train"] + cache[key]["eval"])
     n, slots = len(configs), max(1, slots)
-    busy = max((train + evaluate + n * grid["per_trial_s"]) / slots, longest)  # one trial: 1 core
+    per_trial = grid["per_trial_s"] + grid["in_ray_per_trial_s"]
+    busy = max((train + evaluate + n * per_trial) / slots, longest)  # one trial: 1 core
     wall = grid["startup_s"] + busy + grid["finish_s"] + n * grid["finish_per_trial_s"]
     return {
         "train_core_h": train / 3600,
