@@ -123,6 +123,7 @@ def read_predictions(out: Path, trial_ids) -> pd.DataFrame:
     """The ``predictions.parquet`` of the given trials, concatenated (missing files skipped)."""
     paths = [Path(out) / "trials" / t / "predictions.parquet" for t in trial_ids]
     tables = [pq.read_table(p) for p in paths if p.exists()]
+    tables = [t for t in tables if t.num_rows]  # a diverged trial has none (columns untyped)
     return pa.concat_tables(tables).to_pandas() if tables else pd.DataFrame()
 
 
@@ -170,15 +171,18 @@ def group_rows(members: pd.DataFrame, predictions: pd.DataFrame, keys: list[str]
 
 
 def bias_variance_table(
-    source: Path | str | pd.DataFrame, predictions: pd.DataFrame | None = None
+    source: Path | str | pd.DataFrame,
+    predictions: pd.DataFrame | None = None,
+    folder: Path | None = None,
 ) -> pd.DataFrame:
     """Both decompositions for every group of ≥ 2 completed trials that differ only in seed.
 
     Parameters
     ----------
     source : a run folder DIR (reads ``trials.parquet`` and each trial's predictions), or a
-        trials table (as ``analysis.collect.trials_frame``) with ``predictions`` given
+        trials table (as ``analysis.collect.trials_frame``) with ``predictions`` or ``folder``
     predictions : the trials' ``predictions.parquet`` rows, concatenated
+    folder : the run folder whose trials' predictions are read, a window of groups at a time
 
     Output
     ------
@@ -187,11 +191,12 @@ def bias_variance_table(
     :data:`ZERO_ONE` columns.
     """
     if isinstance(source, pd.DataFrame):
-        if predictions is None:
-            raise ValueError("bias_variance_table(trials_frame) needs the predictions frame too")
+        if predictions is None and folder is None:
+            raise ValueError("bias_variance_table(trials_frame) needs predictions or a folder")
         trials = source
     else:
-        trials = pd.read_parquet(Path(source) / "trials.parquet")
+        folder = Path(source)
+        trials = pd.read_parquet(folder / "trials.parquet")
     keys = list(dict.fromkeys([*axis_columns(trials), "num_params", "train.symbols"]))
     columns = [*keys, "ebno_db", "replicates", "symbols", *SQUARED, *ZERO_ONE]
     if trials.empty or "config_json" not in trials:
@@ -199,7 +204,7 @@ def bias_variance_table(
     grouped = replicate_groups(trials)
     groups = [members for _, members in grouped.groupby("group", sort=False)]
     if predictions is None:  # a run folder: one window of groups' predictions in memory at once
-        read = lambda members: read_predictions(Path(source), members["trial_id"])  # noqa: E731
+        read = lambda members: read_predictions(folder, members["trial_id"])  # noqa: E731
         pairs = zip(groups, windowed(read, groups), strict=True)
     else:
         pairs = ((m, predictions) for m in groups)

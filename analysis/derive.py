@@ -51,8 +51,8 @@ def bias_variance(run: Run) -> pd.DataFrame:
     fresh = path.exists() and trials.exists() and path.stat().st_mtime >= trials.stat().st_mtime
     if fresh and not run.rebuilt:
         return pd.read_parquet(path)
-    ids = run.trials["trial_id"]
-    return biasvar.bias_variance_table(run.trials, biasvar.read_predictions(run.path, ids))
+    # A window of replicate groups' predictions in memory at a time, not every trial's at once.
+    return biasvar.bias_variance_table(run.trials, folder=run.path)
 
 
 def confirm_against_parent(run: Run, out: Statistics) -> None:

@@ -83,7 +83,8 @@ class MlflowCallback(MLflowLoggerCallback):
             self.trials = {t.trial_id: t for t in expand(spec)}
         # Where the trials write their records: DIR/trials, or shared storage (run.json, written
         # before Tune starts): on a cluster the driver's DIR/trials fills only at the end.
-        info = json.loads((Path(self.out) / "run.json").read_text())
+        run_json = Path(self.out) / "run.json"
+        info = json.loads(run_json.read_text()) if run_json.exists() else {}
         self.records = RecordStore(info.get("records") or Path(self.out) / "trials")
 
     @guarded

@@ -142,9 +142,15 @@ def test_the_confirmation_run_says_whether_the_winner_held(confirmed):
     third = table.iloc[2]
     assert "optimizer.lr=0.0003" in third["setting"]
     assert third["delta_vs_winner"] > 0.5 and third["significant"]
-    assert result.verdict["held"]  # bce and bce_logits tie exactly: the winner stays first
+    # The top two (bce and bce_logits at lr 0.02) are the same maths: on fresh seeds either may
+    # come first, so the verdict must say whether the screening winner has the lowest ratio.
+    best = table.loc[table["confirmed_ratio"].idxmin(), "setting"]
+    assert "optimizer.lr=0.02" in best
+    held = best == table.iloc[0]["setting"]
+    assert result.verdict["held"] == held and result.verdict["best"] == best
     page = write_report([confirmed]).read_text()
-    assert "Confirmation on fresh seeds" in page and "The screening winner held" in page
+    said = "The screening winner held" if held else "The screening winner did not hold"
+    assert "Confirmation on fresh seeds" in page and said in page
 
 
 def test_interaction_f_matches_a_hand_computed_nested_model_comparison():

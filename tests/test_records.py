@@ -10,13 +10,16 @@ import pandas as pd
 import pytest
 
 from trainables.records import RecordStore, join_uri
+from trainables.shared_set import Predictions
 from trainables.trial import TrialOutcome
 
 
 def outcome(status="completed", ber=0.1) -> TrialOutcome:
     rows = [{"epoch": 1, "lr": 0.01, "train_loss": 0.5, "val_loss": 0.4, "train_ber": ber,
              "val_ber": ber}]  # fmt: skip
-    predictions = {4.0: np.full((3, 4), 0.25)}
+    p = np.full((3, 4), 0.25, np.float32)  # [n, k]
+    y, no = np.zeros(3, np.complex64), np.ones(3, np.float32)
+    predictions = {4.0: Predictions(p, p, y, no)}
     return TrialOutcome(status, rows, [], {"status": status, "wall_s": 1.0}, predictions)
 
 
