@@ -26,6 +26,17 @@ def test_holm_matches_a_hand_worked_example():
     assert np.isnan(adjusted[1]) and adjusted[2] == pytest.approx(0.02)
 
 
+def test_holm_matches_statsmodels_on_random_families():
+    from statsmodels.stats.multitest import multipletests
+
+    rng = np.random.default_rng(7)
+    for m in (1, 2, 5, 40):
+        p = rng.uniform(0, 0.2, m) ** 2  # many small values: ties of the running maximum
+        p[rng.integers(m)] = p.min()  # and a tie of the p-values themselves
+        expected = multipletests(p, alpha=stats.ALPHA, method="holm")[1]
+        np.testing.assert_allclose(stats.holm(p), expected, rtol=1e-12)
+
+
 def test_mean_interval_matches_a_hand_worked_t_interval_and_scipy():
     # mean 3, s = sqrt(2.5), sem = sqrt(0.5), t(0.975, 4) = 2.776445 -> 3 ± 1.963243
     mean, low, high = stats.mean_interval(np.array([1.0, 2, 3, 4, 5]))
