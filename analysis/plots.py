@@ -21,6 +21,7 @@ import seaborn as sns  # noqa: E402
 from matplotlib.ticker import MaxNLocator, NullFormatter  # noqa: E402
 
 from analysis.effects import log_ratios, ordered  # noqa: E402
+from analysis.stats import completed  # noqa: E402
 
 NUISANCE = ("seed", "optimizer.lr")  # tuned away: scientific axes are the others
 EBNO_LABEL = "Eb/N0 (dB)"
@@ -31,11 +32,6 @@ COLUMNS = 4  # panels per row before wrapping
 
 def scientific_axes(axes: list[str]) -> list[str]:
     return [a for a in axes if a not in NUISANCE]
-
-
-def completed(trials: pd.DataFrame) -> pd.DataFrame:
-    ok = (trials["status"] == "completed") & trials["ber_ratio_map"].notna()
-    return trials[ok]
 
 
 def save(fig, path: Path) -> Path:

@@ -50,7 +50,7 @@ def num(value, digits: int = 4) -> str:
     return "" if pd.isna(value) else f"{value:.{digits}f}"
 
 
-def pct(value) -> str:
+def signed_pct(value) -> str:
     return "" if pd.isna(value) else f"{100 * value:+.1f} %"
 
 
@@ -96,9 +96,9 @@ def effects_table(s: Section) -> pd.DataFrame:
             "not completed": e["failed"],
             "BER ratio to MAP": e["ratio"].map(num),
             "95 % CI": [f"{num(a)}-{num(b)}" for a, b in zip(e["ci_low"], e["ci_high"])],
-            "vs best": ["best" if b else pct(d) for b, d in zip(e["best"], e["delta"])],
+            "vs best": ["best" if b else signed_pct(d) for b, d in zip(e["best"], e["delta"])],
             "95 % CI of difference": [
-                "" if b or pd.isna(a) else f"{pct(a)} to {pct(c)}"
+                "" if b or pd.isna(a) else f"{signed_pct(a)} to {signed_pct(c)}"
                 for b, a, c in zip(e["best"], e["delta_ci_low"], e["delta_ci_high"])
             ],
             "p_adj (Holm)": e["p_adj"].map(lambda p: "" if pd.isna(p) else f"{p:.2g}"),
@@ -147,7 +147,7 @@ def confirmation_table(s: Section) -> pd.DataFrame:
                     c["confirmed_seeds"],
                 )
             ],
-            "vs screening winner": ["winner"] + [pct(d) for d in c["delta_vs_winner"][1:]],
+            "vs screening winner": ["winner"] + [signed_pct(d) for d in c["delta_vs_winner"][1:]],
             "p_adj (Holm)": c["p_adj"].map(lambda p: "" if pd.isna(p) else f"{p:.2g}"),
         }
     )

@@ -22,9 +22,10 @@ import pyarrow.fs as pafs
 from ray.air.integrations.mlflow import MLflowLoggerCallback
 from ray.tune.utils import flatten_dict
 
+from analysis.collect import one_line
 from analysis.links import MLFLOW_RUNS
 from grid.spec import TrialSpec, expand, load_spec
-from grid.tracking import EPOCH_METRICS, finite_numbers, one_line
+from grid.tracking import EPOCH_METRICS, finite_numbers
 from trainables.records import RecordStore
 
 SUMMARY_METRICS = (
@@ -140,23 +141,24 @@ class MlflowCallback(MLflowLoggerCallback):
         node = record.get("hostname") or (trial.last_result or {}).get("hostname")
         tags = {"status": status, "node": node, "device": record.get("device")}
         tags |= {key: record.get(key) for key in ("node_id", "gpu_ids", "error")}
-        values = finite_numbers(record, SUMMARY_METRICS) | ber_metrics(folder)
+        ber = pd.read_parquet(folder / "ber.parquet") if (folder / "ber.parquet").exists() else None
+        values = finite_numbers(record, SUMMARY_METRICS) | ber_metrics(ber)
         self.client.log_batch(
             run_id,
             metrics=[Metric(key, value, now_ms(), 0) for key, value in values.items()],
             tags=[RunTag(key, str(value)) for key, value in tags.items() if value is not None],
         )
-        self.log_records(run_id, folder)
+        self.log_records(run_id, folder, ber)
         self.client.set_terminated(run_id, "FAILED" if status == "failed" else "FINISHED")
 
-    def log_records(self, run_id: str, folder: Path) -> None:
+    def log_records(self, run_id: str, folder: Path, ber: pd.DataFrame | None) -> None:
         """The trial's records, and its BER table as CSV (MLflow's UI shows text files)."""
         for name in ARTIFACTS:
             if (folder / name).exists():
                 self.client.log_artifact(run_id, str(folder / name))
-        if (folder / "ber.parquet").exists():
+        if ber is not None:
             with tempfile.TemporaryDirectory() as tmp:
-                pd.read_parquet(folder / "ber.parquet").to_csv(Path(tmp) / "ber.csv", index=False)
+                ber.to_csv(Path(tmp) / "ber.csv", index=False)
                 self.client.log_artifact(run_id, str(Path(tmp) / "ber.csv"))
 
 
@@ -173,12 +175,12 @@ def params(trial: TrialSpec) -> list:
     return [Param(key, value) for key, value in text.items()]
 
 
-def ber_metrics(folder: Path) -> dict[str, float]:
+def ber_metrics(ber: pd.DataFrame | None) -> dict[str, float]:
     """The BER table as metrics: ``ber_<Eb/N0>dB``, ``ber_map_<Eb/N0>dB``, ``ber_ratio_map_...``."""
-    if not (folder / "ber.parquet").exists():
+    if ber is None:
         return {}
     metrics = {}
-    for row in pd.read_parquet(folder / "ber.parquet").itertuples():
+    for row in ber.itertuples():
         at = f"{row.ebno_db:g}dB"
         metrics[f"ber_{at}"], metrics[f"ber_map_{at}"] = float(row.ber), float(row.ber_map)
         ratio = getattr(row, "ber_ratio_map", None)  # continuity-corrected (metrics.ratio_to_map)
@@ -190,19 +192,21 @@ def ber_metrics(folder: Path) -> dict[str, float]:
 @contextlib.contextmanager
 def trial_folder(records: RecordStore, trial_id: str):
     """A local folder with the trial's records: the folder itself on a local disk, otherwise a
-    temporary copy from the shared storage (one trial's files, a few hundred KiB)."""
+    temporary copy of the files logged here (:data:`ARTIFACTS`; not the predictions, a trial's
+    largest file) from the shared storage."""
     if isinstance(records.fs, pafs.LocalFileSystem):
         yield Path(records.folder(trial_id))
         return
     with tempfile.TemporaryDirectory() as tmp:
-        # no records (a worker that died): the run is logged from Ray's state alone
-        with contextlib.suppress(OSError):
-            pafs.copy_files(
-                records.folder(trial_id),
-                tmp,
-                source_filesystem=records.fs,
-                destination_filesystem=pafs.LocalFileSystem(),
-            )
+        for name in ARTIFACTS:
+            # a file the trial did not write (a worker that died): logged from Ray's state alone
+            with contextlib.suppress(OSError):
+                pafs.copy_files(
+                    f"{records.folder(trial_id)}/{name}",
+                    f"{tmp}/{name}",
+                    source_filesystem=records.fs,
+                    destination_filesystem=pafs.LocalFileSystem(),
+                )
         yield Path(tmp)
 
 

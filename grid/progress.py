@@ -54,10 +54,10 @@ class Progress(tune.Callback):
     def line(self, done: int, running: int, failed: int) -> str:
         elapsed = time.monotonic() - self.started
         text = f"[{self.name}] {done}/{self.total} done, {running} running, {failed} failed"
-        text += f", {clock(elapsed)} elapsed"
+        text += f", {mmss(elapsed)} elapsed"
         finished_here = done - (self.counted_at_start or 0)
         if finished_here > 0:
-            text += f", ETA {clock(elapsed / finished_here * (self.total - done - failed))}"
+            text += f", ETA {mmss(elapsed / finished_here * (self.total - done - failed))}"
         return text
 
     def on_experiment_end(self, trials, **info):
@@ -65,6 +65,6 @@ class Progress(tune.Callback):
             print(file=sys.stderr)
 
 
-def clock(seconds: float) -> str:
+def mmss(seconds: float) -> str:
     minutes, secs = divmod(int(seconds), 60)
     return f"{minutes}m{secs:02d}s"

@@ -43,7 +43,7 @@ from trainables.records import (
     write_json,
     write_parquet,
 )
-from trainables.tune_adapter import RunFiles, one_line, read_plan, trainable
+from trainables.tune_adapter import RunFiles, last_line, read_plan, trainable
 
 EXPERIMENT = "ray"  # Ray's experiment folder in DIR when Ray's storage is DIR itself
 AUTO_GPU_FRACTION = 0.25  # four trials share a GPU when the cluster has one
@@ -249,7 +249,7 @@ def read_run_json(out: Path) -> dict:
         info = json.loads((out / "run.json").read_text())
         info["experiment_path"], info["ray"], info["plan"], info["records"]  # noqa: B018
     except (OSError, ValueError, KeyError, TypeError) as err:
-        raise RunError(f"{out / 'run.json'}: unreadable ({one_line(err)}); cannot resume") from err
+        raise RunError(f"{out / 'run.json'}: unreadable ({last_line(err)}); cannot resume") from err
     return info
 
 
@@ -278,7 +278,7 @@ def record_failures(results: tune.ResultGrid, store: RecordStore, plan: str) -> 
     """A failed record for every trial Ray ended in error that wrote none itself (its worker
     died); trials that never started have no config and no record (resume runs them)."""
     failed = {
-        r.config["trial"]: one_line(r.error) for r in results if r.error is not None and r.config
+        r.config["trial"]: last_line(r.error) for r in results if r.error is not None and r.config
     }
     recorded = store.statuses() if failed else {}
     missing = [t for t in failed if t not in recorded]

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from ray.tune.logger import TBXLoggerCallback
 
+from analysis.collect import one_line
 from grid.run import RunError
 from grid.spec import Spec, TrialSpec
 from trainables.records import EPOCH_COLUMNS
@@ -128,11 +129,6 @@ def store_errors(uri: str):
     except Exception as err:
         message = f"--mlflow {uri}: cannot use this tracking store ({one_line(err)})"
         raise TrackingError(message) from None
-
-
-def one_line(err: BaseException) -> str:
-    lines = str(err).strip().splitlines()
-    return lines[0][:300] if lines else type(err).__name__
 
 
 def finite_numbers(values: dict, keys) -> dict[str, float]:

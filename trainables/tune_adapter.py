@@ -87,7 +87,7 @@ def trainable(config: dict, run: RunFiles) -> None:
     try:
         outcome = run_trial(trial_config, reporter, load_state(), placement["device"])
     except Exception as err:
-        store.write_failed(trial_id, one_line(err), reporter.rows, extra)
+        store.write_failed(trial_id, last_line(err), reporter.rows, extra)
         raise
     store.write_outcome(outcome, trial_id, extra)
     metrics = {"trial_id": trial_id, "final": True, "status": outcome.status}
@@ -162,7 +162,7 @@ def where_am_i() -> dict:
     }
 
 
-def one_line(error) -> str:
+def last_line(error) -> str:
     """The last line of an error's text (a traceback's last line names the exception)."""
     text = str(error).strip().splitlines()
     return text[-1][:500] if text else type(error).__name__
