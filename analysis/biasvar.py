@@ -45,8 +45,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-
-from analysis.collect import axis_columns  # tables -> statistics, one way
+from symgrid.analysis.collect import axis_columns  # tables -> statistics, one way
 
 SQUARED = ["expected_loss", "noise", "bias2", "variance"]
 ZERO_ONE = ["loss01", "noise01", "bias01", "var01", "net_var01"]

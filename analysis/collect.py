@@ -20,8 +20,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-
-from trainables.records import BER_COLUMNS, EPOCH_COLUMNS, IO_THREADS, write_parquet
+from symgrid.trainables.records import BER_COLUMNS, EPOCH_COLUMNS, IO_THREADS, write_parquet
 
 SUMMARY_COLUMNS = [
     "epochs_run",

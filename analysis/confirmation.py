@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-
-from analysis.stats import ALPHA, compare_settings, holm, ranking
+from symgrid.analysis.stats import ALPHA, compare_settings, holm, ranking
 
 COLUMNS = [
     "setting",

@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-
-from analysis import biasvar, confirmation, effects, stats
-from analysis.collect import (
+from symgrid.analysis import biasvar, confirmation, effects, stats
+from symgrid.analysis.collect import (
     ReportError,
     Run,
     Tables,
@@ -25,7 +24,7 @@ from analysis.collect import (
     read_json,
     table_metadata,
 )
-from trainables.records import write_parquet
+from symgrid.trainables.records import write_parquet
 
 
 @dataclass

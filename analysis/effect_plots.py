@@ -11,11 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from analysis.effects import log_ratios, ordered
-from analysis.plots import EBNO_LABEL, RATIO_LABEL, panels, plt, save, sns
-from analysis.stats import mean_interval
-from trainables.metrics import ratio_to_map
+from symgrid.analysis.effects import log_ratios, ordered
+from symgrid.analysis.plots import EBNO_LABEL, RATIO_LABEL, panels, plt, save, sns
+from symgrid.analysis.stats import mean_interval
+from symgrid.trainables.metrics import ratio_to_map
 
 WORSE, SAME, BEST = "C3", "0.45", "C2"  # significantly worse than best, not distinguishable, best
 

@@ -32,8 +32,7 @@ import numpy as np
 import pandas as pd
 from statsmodels.formula.api import ols
 from statsmodels.stats.anova import anova_lm
-
-from analysis.stats import ALPHA, holm, mean_interval, paired
+from symgrid.analysis.stats import ALPHA, holm, mean_interval, paired
 
 EFFECT_COLUMNS = [
     "axis",

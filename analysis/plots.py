@@ -19,9 +19,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.ticker import MaxNLocator, NullFormatter  # noqa: E402
-
-from analysis.effects import log_ratios, ordered  # noqa: E402
-from analysis.stats import completed  # noqa: E402
+from symgrid.analysis.effects import log_ratios, ordered  # noqa: E402
+from symgrid.analysis.stats import completed  # noqa: E402
 
 NUISANCE = ("seed", "optimizer.lr")  # tuned away: scientific axes are the others
 EBNO_LABEL = "Eb/N0 (dB)"

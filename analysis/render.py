@@ -20,10 +20,9 @@ import html
 from pathlib import Path
 
 import pandas as pd
-
-from analysis import sections as sec
-from analysis.links import mlflow_html, mlflow_markdown
-from analysis.sections import Compared, Section
+from symgrid.analysis import sections as sec
+from symgrid.analysis.links import mlflow_html, mlflow_markdown
+from symgrid.analysis.sections import Compared, Section
 
 PARTS = [  # (figure part, heading), in page order after the findings and interactions
     ("gap", "Gap to the optimal detector per Eb/N0"),

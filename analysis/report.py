@@ -15,11 +15,10 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
-
-from analysis import compare, effect_plots, findings, plots, render
-from analysis.collect import ReportError, Run, load_run
-from analysis.derive import Statistics, analyze
-from analysis.sections import Compared, Section
+from symgrid.analysis import compare, effect_plots, findings, plots, render
+from symgrid.analysis.collect import ReportError, Run, load_run
+from symgrid.analysis.derive import Statistics, analyze
+from symgrid.analysis.sections import Compared, Section
 
 __all__ = ["ReportError", "write_report"]
 

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
-
-from analysis.collect import Run
-from analysis.derive import Statistics
-from analysis.stats import NO_MAP_ERRORS, VERDICT
+from symgrid.analysis.collect import Run
+from symgrid.analysis.derive import Statistics
+from symgrid.analysis.stats import NO_MAP_ERRORS, VERDICT
 
 RANKING_COLUMNS = ["rank", "setting", "seeds", NO_MAP_ERRORS, "ber_ratio_map", "ci_low"]
 RANKING_COLUMNS += ["ci_high", "interval", VERDICT]  # NO_MAP_ERRORS: where the trials have it

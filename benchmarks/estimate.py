@@ -38,7 +38,7 @@ def symgrid(*args: str, threads: int | None = None) -> float:
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)  # torch's intra-op threads: a 1-CPU trial
     start = time.perf_counter()
-    cmd = [sys.executable, "-m", "grid", *args]
+    cmd = [sys.executable, "-m", "symgrid", *args]
     subprocess.run(cmd, cwd=REPO, env=env, check=True, capture_output=True)
     return time.perf_counter() - start
 
@@ -46,8 +46,7 @@ def symgrid(*args: str, threads: int | None = None) -> float:
 def one_trial(config: dict, tmp: Path, name: str) -> dict:
     """A trial alone on one core: its own wall_s (trial.json) against the modelled seconds."""
     import yaml
-
-    from grid.cost import trial_seconds
+    from symgrid.grid.cost import trial_seconds
 
     path = tmp / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -59,7 +58,7 @@ def one_trial(config: dict, tmp: Path, name: str) -> dict:
 
 
 def grid_row(name: str, spec_arg: str, measured: float, load: float) -> dict:
-    from grid.spec import estimate, expand, load_spec
+    from symgrid.grid.spec import estimate, expand, load_spec
 
     spec = load_spec(spec_arg, allow_large=True)
     cost = estimate(spec, expand(spec), slots=2)
@@ -70,8 +69,8 @@ def main() -> None:
     p = parser("estimate", __doc__)
     p.add_argument("--quick", action="store_true", help="also run the quick preset (minutes)")
     args = p.parse_args()
-    from grid.spec import load_spec
-    from trainables.config import config_to_dict, parse_trial_config
+    from symgrid.grid.spec import load_spec
+    from symgrid.trainables.config import config_to_dict, parse_trial_config
 
     info, rows = machine(), []
     with tempfile.TemporaryDirectory() as folder:

@@ -15,10 +15,9 @@ import time
 
 import torch
 from common import machine, median, parser, table, write
-
-from trainables.config import parse_trial_config
-from trainables.metrics import evaluate_ber
-from trainables.trial import Trainer
+from symgrid.trainables.config import parse_trial_config
+from symgrid.trainables.metrics import evaluate_ber
+from symgrid.trainables.trial import Trainer
 
 NEVER = 1 << 62  # min_errors that is never reached: the point runs to its bit budget
 

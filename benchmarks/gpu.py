@@ -28,9 +28,8 @@ MODEL = {"model": {"name": "mlp", "hidden": [64, 64]}}  # the network that reach
 def worker(device: str, batch_size: int, symbols: int, epochs: int) -> None:
     """One trial's training loop; prints 'ready', waits for 'go', prints its timings as JSON."""
     import torch
-
-    from trainables.config import parse_trial_config
-    from trainables.trial import Trainer
+    from symgrid.trainables.config import parse_trial_config
+    from symgrid.trainables.trial import Trainer
 
     torch.set_num_threads(1)
     train = {"symbols": symbols, "fresh_each_epoch": True, "val_symbols": 4096}

@@ -70,10 +70,9 @@ def run_timed(spec_arg: str, out: Path, num_cpus: int) -> dict:
     """Run the grid; the phase timings, the trials' own times and the sampled RSS peaks."""
     import pandas as pd
     import ray
-
-    from grid.run import run_grid
-    from grid.spec import expand, load_spec
-    from trainables.config import parse_trial_config
+    from symgrid.grid.run import run_grid
+    from symgrid.grid.spec import expand, load_spec
+    from symgrid.trainables.config import parse_trial_config
 
     spec = load_spec(spec_arg)
     trials = expand(spec)

@@ -25,7 +25,7 @@ LIMIT_MIB = 1024  # target: under 1 GiB per worker
 CHILD = """
 import json, resource, sys, torch
 torch.set_num_threads(1)
-from trainables.trial import run_trial
+from symgrid.trainables.trial import run_trial
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 out = run_trial(json.loads(sys.argv[1]))
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
@@ -40,7 +40,7 @@ TINY = {
 
 
 def preset_trial(name: str) -> dict:
-    from grid.spec import expand, load_spec
+    from symgrid.grid.spec import expand, load_spec
 
     return expand(load_spec(name))[0].config
 

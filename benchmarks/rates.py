@@ -33,7 +33,7 @@ SYMBOLS = 65536
 
 
 def config(hidden, batch, symbols=SYMBOLS, epochs=1) -> dict:
-    from trainables.config import config_to_dict, parse_trial_config
+    from symgrid.trainables.config import config_to_dict, parse_trial_config
 
     raw = {
         "train": {"symbols": symbols, "val_symbols": symbols, "batch_size": batch},
@@ -46,9 +46,9 @@ def config(hidden, batch, symbols=SYMBOLS, epochs=1) -> dict:
 
 
 def epoch_times(repeats: int) -> list[dict]:
-    from grid.cost import num_params
-    from trainables.config import parse_trial_config
-    from trainables.trial import Trainer
+    from symgrid.grid.cost import num_params
+    from symgrid.trainables.config import parse_trial_config
+    from symgrid.trainables.trial import Trainer
 
     rows = []
     for hidden, batch in SHAPES:
@@ -87,7 +87,7 @@ def fit(rows: list[dict]) -> dict:
 
 def eval_us(repeats: int, symbols: int) -> dict[str, float]:
     """Paired evaluation per symbol without the detector (its forward pass comes from the fit)."""
-    from trainables.constellation import SUPPORTED_BITS
+    from symgrid.trainables.constellation import SUPPORTED_BITS
 
     out = {}
     for k in SUPPORTED_BITS:
@@ -97,7 +97,7 @@ def eval_us(repeats: int, symbols: int) -> dict[str, float]:
 
 def eval_once(k: int, symbols: int) -> float:
     """Microseconds per symbol of one Eb/N0 point of ``symbols`` with a constant detector."""
-    from trainables.metrics import evaluate_ber
+    from symgrid.trainables.metrics import evaluate_ber
 
     detect = lambda batch: torch.zeros(batch.y.shape[0], k, dtype=torch.bool)  # noqa: E731
     start = time.perf_counter()
@@ -107,8 +107,8 @@ def eval_once(k: int, symbols: int) -> float:
 
 def trial_fixed_s(rates: dict, repeats: int) -> float:
     """A tiny trial's wall time less what the model predicts for its sizes (``trial_fixed_s`` 0)."""
-    from grid import cost
-    from trainables.trial import run_trial
+    from symgrid.grid import cost
+    from symgrid.trainables.trial import run_trial
 
     tiny = config([16], 1024, symbols=4096, epochs=2)
     cost.rates.cache_clear()
@@ -121,9 +121,8 @@ def in_ray_s(runs: list[dict], rates: dict) -> float:
     """What a trial costs inside Ray beyond the model (its reports, its final checkpoint, the
     records): the scale runs' summed trial wall_s less the modelled seconds, per trial."""
     from scale import spec_text
-
-    from grid import cost
-    from grid.spec import expand, load_spec
+    from symgrid.grid import cost
+    from symgrid.grid.spec import expand, load_spec
 
     cost.rates = lambda: {**rates, "grid": {}}  # this process only
     extra = []
@@ -174,7 +173,7 @@ def main() -> None:
 
 def draw_us(repeats: int) -> float:
     """Drawing training/validation symbols (a Trainer's build), per symbol."""
-    from trainables.channel import seeded_generator, transmit
+    from symgrid.trainables.channel import seeded_generator, transmit
 
     gen = seeded_generator(0, "draw")
     n = 1 << 20

@@ -65,7 +65,7 @@ exclude:
 SLOTS = 2  # --num-cpus 2, one CPU per trial
 TABLES = """
 import json, resource, sys, time
-from analysis.collect import build_tables
+from symgrid.analysis.collect import build_tables
 start = time.perf_counter()
 build_tables(sys.argv[1])
 build_s = time.perf_counter() - start
@@ -104,7 +104,7 @@ class PeakRss(threading.Thread):
 
 def symgrid(*args: str) -> tuple[subprocess.Popen, float]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, "-m", "grid", *args]
+    cmd = [sys.executable, "-m", "symgrid", *args]
     start = time.time()
     pipes = {"stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE, "text": True}
     return subprocess.Popen(cmd, cwd=REPO, env=env, **pipes), start

@@ -18,13 +18,12 @@ import time
 
 import torch
 from common import machine, median, parser, table, write
+from symgrid.trainables.channel import ebno_db_to_no
+from symgrid.trainables.config import parse_trial_config
+from symgrid.trainables.constellation import qam
+from symgrid.trainables.trial import Trainer
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-
-from trainables.channel import ebno_db_to_no
-from trainables.config import parse_trial_config
-from trainables.constellation import qam
-from trainables.trial import Trainer
 
 FRAME_ROWS, FRAME_BITS = 64, 1024  # one notebook frame: 64 x 1024 bits
 FRAME_SYMBOLS = FRAME_ROWS * FRAME_BITS // 4  # 16-QAM: 16,384 symbols

@@ -12,9 +12,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from grid.source import SpecError, load_yaml, preset_names
-from grid.spec import describe, expand, load_spec
-from trainables.schema import ConfigError
+from symgrid.grid.source import SpecError, load_yaml, preset_names
+from symgrid.grid.spec import describe, expand, load_spec
+from symgrid.trainables.schema import ConfigError
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130  # the shell's code for Ctrl-C; `symgrid resume DIR` finishes the run
@@ -126,7 +126,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_confirm(args) -> int:
-    from grid.confirm import confirm_spec
+    from symgrid.grid.confirm import confirm_spec
 
     spec, trials, link = confirm_spec(args.dir, args.top, args.seeds)
     out = args.out or args.dir.parent / f"{args.dir.name}-confirm"
@@ -135,8 +135,8 @@ def cmd_confirm(args) -> int:
 
 def launch(args, spec, trials, out: Path, default: str, extra: dict | None = None) -> int:
     """Run the trials on Ray (``run`` and ``confirm``), then the report."""
-    from grid.run import RunError, run_grid  # Ray is imported only when a run starts
-    from grid.tracking import check_mlflow, tracking_callbacks
+    from symgrid.grid.run import RunError, run_grid  # Ray is imported only when a run starts
+    from symgrid.grid.tracking import check_mlflow, tracking_callbacks
 
     command = shlex.join(["symgrid", *sys.argv[1:]]) if sys.argv[1:] else default
     try:
@@ -169,7 +169,7 @@ def final_report(out: Path, code: int, skip: bool) -> int:
     An interrupted run gets none: it is written when `symgrid resume` finishes the run."""
     if skip or code == EXIT_INTERRUPTED:
         return code
-    from analysis.report import ReportError, write_report
+    from symgrid.analysis.report import ReportError, write_report
 
     try:
         print(f"report: {write_report([out])}", file=sys.stderr)
@@ -180,7 +180,7 @@ def final_report(out: Path, code: int, skip: bool) -> int:
 
 
 def cmd_resume(args) -> int:
-    from grid.run import RunError, resume_grid
+    from symgrid.grid.run import RunError, resume_grid
 
     if not (args.dir / "run.json").exists() or not (args.dir / "spec.yaml").exists():
         print(
@@ -210,7 +210,7 @@ def cmd_presets(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from analysis.report import ReportError, write_report
+    from symgrid.analysis.report import ReportError, write_report
 
     try:
         print(write_report(args.dirs, args.out))
@@ -221,9 +221,9 @@ def cmd_report(args) -> int:
 
 
 def cmd_trial(args) -> int:
-    from trainables.config import config_to_dict, parse_trial_config
-    from trainables.records import write_trial_dir
-    from trainables.trial import run_trial
+    from symgrid.trainables.config import config_to_dict, parse_trial_config
+    from symgrid.trainables.records import write_trial_dir
+    from symgrid.trainables.trial import run_trial
 
     if not args.config.is_file():
         what = "is a directory, not a trial config" if args.config.is_dir() else "no such file"

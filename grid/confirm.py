@@ -14,11 +14,10 @@ import itertools
 from pathlib import Path
 
 import yaml
-
-from analysis.collect import ReportError, load_run
-from analysis.stats import ranking, setting_keys
-from grid.source import SpecError
-from grid.spec import Spec, TrialSpec, axis_options, expand, load_spec, parse_spec
+from symgrid.analysis.collect import ReportError, load_run
+from symgrid.analysis.stats import ranking, setting_keys
+from symgrid.grid.source import SpecError
+from symgrid.grid.spec import Spec, TrialSpec, axis_options, expand, load_spec, parse_spec
 
 NAMED_AXES = ("loss", "scheduler", "regularization")  # a bare name there matches any parameters
 MAX_EXCLUDE_RULES = 10_000  # top settings that differ in many axes cross into too many rules

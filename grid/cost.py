@@ -24,9 +24,9 @@ import json
 import math
 from pathlib import Path
 
-from trainables.config import hidden_widths, parse_trial_config
-from trainables.losses import head
-from trainables.reference import ber_map
+from symgrid.trainables.config import hidden_widths, parse_trial_config
+from symgrid.trainables.losses import head
+from symgrid.trainables.reference import ber_map
 
 RATES_FILE = Path(__file__).with_name("rates.json")  # written by benchmarks/rates.py
 FIRST_CHUNK, MAX_CHUNK = 16384, 1 << 20  # symbols; as trainables.metrics.evaluate_ber

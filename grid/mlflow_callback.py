@@ -21,12 +21,11 @@ import pandas as pd
 import pyarrow.fs as pafs
 from ray.air.integrations.mlflow import MLflowLoggerCallback
 from ray.tune.utils import flatten_dict
-
-from analysis.collect import one_line
-from analysis.links import MLFLOW_RUNS
-from grid.spec import TrialSpec, expand, load_spec
-from grid.tracking import EPOCH_METRICS, finite_numbers
-from trainables.records import RecordStore
+from symgrid.analysis.collect import one_line
+from symgrid.analysis.links import MLFLOW_RUNS
+from symgrid.grid.spec import TrialSpec, expand, load_spec
+from symgrid.grid.tracking import EPOCH_METRICS, finite_numbers
+from symgrid.trainables.records import RecordStore
 
 SUMMARY_METRICS = (
     "ber_ratio_map",

@@ -30,12 +30,11 @@ from pathlib import Path
 import pandas as pd
 import ray
 from ray import tune
-
-from grid.progress import Progress
-from grid.spec import Spec, TrialSpec, resolved_yaml, spec_hash
-from grid.storage import unshared_storage
-from grid.tuning import EndedFirstFIFO, TrialIds, loggers, set_tune_env
-from trainables.records import (
+from symgrid.grid.progress import Progress
+from symgrid.grid.spec import Spec, TrialSpec, resolved_yaml, spec_hash
+from symgrid.grid.storage import unshared_storage
+from symgrid.grid.tuning import EndedFirstFIFO, TrialIds, loggers, set_tune_env
+from symgrid.trainables.records import (
     IO_THREADS,
     RecordStore,
     filesystem,
@@ -43,7 +42,7 @@ from trainables.records import (
     write_json,
     write_parquet,
 )
-from trainables.tune_adapter import RunFiles, last_line, read_plan, trainable
+from symgrid.trainables.tune_adapter import RunFiles, last_line, read_plan, trainable
 
 EXPERIMENT = "ray"  # Ray's experiment folder in DIR when Ray's storage is DIR itself
 AUTO_GPU_FRACTION = 0.25  # four trials share a GPU when the cluster has one
@@ -255,7 +254,7 @@ def read_run_json(out: Path) -> dict:
 
 def finish(results: tune.ResultGrid, out: Path, name: str, files: RunFiles) -> int:
     """Record the trials that failed without a record, copy the records, write the tables."""
-    from analysis.derive import build_all  # scipy & co. load after the trials, not before
+    from symgrid.analysis.derive import build_all  # scipy & co. load after the trials, not before
 
     store = RecordStore(files.records)
     record_failures(results, store, files.plan)

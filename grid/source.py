@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
-from trainables.schema import ConfigError, did_you_mean
+from symgrid.trainables.schema import ConfigError, did_you_mean
 
 PRESETS_DIR = Path(__file__).parent / "presets"
 MAX_YAML_VALUES = 100_000  # aliases can blow a small file up into a huge tree (billion laughs)

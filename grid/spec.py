@@ -36,15 +36,14 @@ from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
 import yaml
-
-from grid.cost import grid_cost
-from grid.source import SpecError, load_yaml, read_text, resolve_spec_path
-from trainables.checkpointing import CheckpointPolicy
-from trainables.config import SECTIONS, Eval, config_to_dict, parse_regularization
-from trainables.config import parse_trial_config as parse_trial
-from trainables.losses import LOSSES
-from trainables.schedulers import SCHEDULERS
-from trainables.schema import (
+from symgrid.grid.cost import grid_cost
+from symgrid.grid.source import SpecError, load_yaml, read_text, resolve_spec_path
+from symgrid.trainables.checkpointing import CheckpointPolicy
+from symgrid.trainables.config import SECTIONS, Eval, config_to_dict, parse_regularization
+from symgrid.trainables.config import parse_trial_config as parse_trial
+from symgrid.trainables.losses import LOSSES
+from symgrid.trainables.schedulers import SCHEDULERS
+from symgrid.trainables.schema import (
     ConfigError,
     bounded,
     check,

@@ -31,11 +31,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ray.tune.logger import TBXLoggerCallback
-
-from analysis.collect import one_line
-from grid.run import RunError
-from grid.spec import Spec, TrialSpec
-from trainables.records import EPOCH_COLUMNS
+from symgrid.analysis.collect import one_line
+from symgrid.grid.run import RunError
+from symgrid.grid.spec import Spec, TrialSpec
+from symgrid.trainables.records import EPOCH_COLUMNS
 
 EXTRA = "symgrid[tracking]"  # pyproject.toml: mlflow and tensorboard
 TENSORBOARD = "tensorboard"  # DIR/tensorboard/<trial_id>/events.out.tfevents.*
@@ -87,7 +86,7 @@ def tracking_callbacks(
         uri = mlflow_uri or local_store_uri(out)
         name = f"{spec.name}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
         open_experiment(uri, name, None if mlflow_uri else out / LOCAL_STORE / "artifacts")
-        from grid.mlflow_callback import MlflowCallback  # imports MLflow
+        from symgrid.grid.mlflow_callback import MlflowCallback  # imports MLflow
 
         callbacks.append(MlflowCallback(out, uri, name, trials))
     return callbacks

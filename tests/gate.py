@@ -15,8 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-from trainables.tune_adapter import GATE_ENV
+from symgrid.trainables.tune_adapter import GATE_ENV
 
 POLL_S = 0.05
 WAIT_S = 300  # a 2-core machine shared with other Ray runs: a Ray start alone can take 30 s

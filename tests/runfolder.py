@@ -13,11 +13,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-
-from analysis.derive import build_all
-from trainables.config import config_to_dict, parse_trial_config
-from trainables.records import write_json, write_trial_dir
-from trainables.trial import run_trial
+from symgrid.analysis.derive import build_all
+from symgrid.trainables.config import config_to_dict, parse_trial_config
+from symgrid.trainables.records import write_json, write_trial_dir
+from symgrid.trainables.trial import run_trial
 
 AXES = ["scheduler", "regularization", "model.hidden", "seed"]
 SCHEDULERS = {"none": "none", "step": {"name": "step", "step_size": 1, "gamma": 0.5}}

@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from grid import source
-from grid.cli import main
+from symgrid.grid import source
+from symgrid.grid.cli import main
 
 TESTS = Path(__file__).parent
 BAD_SPECS = sorted((TESTS / "bad_specs").glob("*.yaml"))
@@ -51,7 +50,7 @@ def test_trial_rejects_a_bad_config_before_anything_is_written(path, tmp_path, c
 
 
 def symgrid(*args, cwd=None) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "grid", *map(str, args)]
+    cmd = [sys.executable, "-m", "symgrid", *map(str, args)]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=cwd)
 
 

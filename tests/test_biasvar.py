@@ -8,16 +8,15 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 from runfolder import run_folder  # noqa: F401  (session fixture)
-
-from analysis.biasvar import (
+from symgrid.analysis.biasvar import (
     bias_variance_table,
     decompose_squared,
     decompose_zero_one,
     point_arrays,
     read_predictions,
 )
-from trainables.reference import posterior
-from trainables.shared_set import shared_eval_set
+from symgrid.trainables.reference import posterior
+from symgrid.trainables.shared_set import shared_eval_set
 
 
 def replicate_predictions(run: "pd.DataFrame", folder) -> tuple[np.ndarray, np.ndarray]:

@@ -5,15 +5,14 @@ import math
 import numpy as np
 import pytest
 import torch
-
-from trainables.channel import (
+from symgrid.trainables.channel import (
     ebno_db_to_no,
     features,
     sample_ebno_db,
     seeded_generator,
     transmit,
 )
-from trainables.constellation import bit_labels, qam
+from symgrid.trainables.constellation import bit_labels, qam
 
 
 def test_ebno_db_to_no_closed_form():

@@ -6,11 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
-from trainables.checkpointing import CheckpointPolicy
-from trainables.config import config_to_dict, parse_trial_config
-from trainables.trial import run_trial
-from trainables.tune_adapter import STATE_FILE, save_state
+from symgrid.trainables.checkpointing import CheckpointPolicy
+from symgrid.trainables.config import config_to_dict, parse_trial_config
+from symgrid.trainables.trial import run_trial
+from symgrid.trainables.tune_adapter import STATE_FILE, save_state
 
 CONFIG = {
     "train": {"symbols": 4096, "val_symbols": 2048, "batch_size": 512, "epochs": 6},

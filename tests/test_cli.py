@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
-from grid.cli import main
-from trainables.records import BER_COLUMNS, EPOCH_COLUMNS
+from symgrid.grid.cli import main
+from symgrid.trainables.records import BER_COLUMNS, EPOCH_COLUMNS
 
 BAD_SPECS = sorted((Path(__file__).parent / "bad_specs").glob("*.yaml"))
 
@@ -88,7 +87,7 @@ def test_report_on_a_folder_that_is_not_a_run_is_a_clear_error(tmp_path, capsys)
 
 
 def test_the_module_entry_point_and_console_script_agree():
-    for cmd in ([sys.executable, "-m", "grid", "presets"], ["symgrid", "presets"]):
+    for cmd in ([sys.executable, "-m", "symgrid", "presets"], ["symgrid", "presets"]):
         result = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
         assert result.returncode == 0 and "quick" in result.stdout
 

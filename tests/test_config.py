@@ -3,9 +3,8 @@
 import math
 
 import pytest
-
-from trainables.config import config_to_dict, hidden_widths, parse_trial_config
-from trainables.schema import ConfigError, Named
+from symgrid.trainables.config import config_to_dict, hidden_widths, parse_trial_config
+from symgrid.trainables.schema import ConfigError, Named
 
 
 def error_of(raw) -> str:

@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 import torch
-
-from trainables.constellation import SUPPORTED_BITS, bit_labels, pam, qam
+from symgrid.trainables.constellation import SUPPORTED_BITS, bit_labels, pam, qam
 
 
 @pytest.mark.parametrize("k", SUPPORTED_BITS)

@@ -3,9 +3,8 @@
 import itertools
 
 import torch
-
-from trainables.constellation import bit_labels
-from trainables.detector import Detector, GeneratorDropout, bit_logits
+from symgrid.trainables.constellation import bit_labels
+from symgrid.trainables.detector import Detector, GeneratorDropout, bit_logits
 
 
 def test_symbol_head_marginalizes_the_softmax_per_bit():

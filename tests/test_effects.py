@@ -15,14 +15,13 @@ import pandas as pd
 import pytest
 from runfolder import make_run_folder
 from scipy import stats
-
-from analysis import effects
-from analysis.collect import load_run
-from analysis.derive import analyze
-from analysis.findings import axis_findings
-from analysis.report import write_report
-from grid.confirm import confirm_spec
-from grid.spec import expand, load_spec
+from symgrid.analysis import effects
+from symgrid.analysis.collect import load_run
+from symgrid.analysis.derive import analyze
+from symgrid.analysis.findings import axis_findings
+from symgrid.analysis.report import write_report
+from symgrid.grid.confirm import confirm_spec
+from symgrid.grid.spec import expand, load_spec
 
 SPEC = """\
 name: effects
@@ -201,8 +200,8 @@ def test_no_interaction_when_the_effects_add():
 def test_confirm_command_runs_the_narrowed_trials_linked_to_the_parent(grid_run, monkeypatch):
     """The CLI hands run_grid the top settings on fresh seeds and the parent link (Ray itself
     is exercised by tests/test_run.py; the README's confirm run is the end-to-end check)."""
-    import grid.run
-    from grid.cli import main
+    from symgrid.grid import run as grid_run_module
+    from symgrid.grid.cli import main
 
     seen = {}
 
@@ -210,7 +209,7 @@ def test_confirm_command_runs_the_narrowed_trials_linked_to_the_parent(grid_run,
         seen.update(spec=spec, trials=trials, out=out, **kwargs)
         return 0
 
-    monkeypatch.setattr(grid.run, "run_grid", fake_run_grid)
+    monkeypatch.setattr(grid_run_module, "run_grid", fake_run_grid)
     assert main(["confirm", str(grid_run), "--top", "2", "--seeds", "3", "--no-report"]) == 0
     assert seen["out"] == grid_run.parent / f"{grid_run.name}-confirm"
     assert seen["extra"]["parent"] == str(grid_run.resolve())

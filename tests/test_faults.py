@@ -24,8 +24,7 @@ import pandas as pd
 import pytest
 from gate import WAIT_S, Gate, wait_for
 from runfolder import run_folder  # noqa: F401  (session fixture)
-
-from grid.cli import main
+from symgrid.grid.cli import main
 
 SPEC = """
 name: {name}
@@ -61,7 +60,7 @@ class Processes:
     def start(self, *args) -> subprocess.Popen:
         env = {**os.environ, **self.env, "SYMGRID_FAULT_TEST": self.tag}
         log = open(self.logs / f"log{len(self.popens)}.txt", "w")  # noqa: SIM115 - closed by exit
-        cmd = [sys.executable, "-m", "grid", *map(str, args)]
+        cmd = [sys.executable, "-m", "symgrid", *map(str, args)]
         popen = subprocess.Popen(cmd, env=env, stdout=log, stderr=log, start_new_session=True)
         self.popens.append((popen, log))
         return popen

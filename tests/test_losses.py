@@ -2,9 +2,8 @@
 
 import pytest
 import torch
-
-from trainables.losses import LOSSES, head, make_loss
-from trainables.schema import Named, parse_named
+from symgrid.trainables.losses import LOSSES, head, make_loss
+from symgrid.trainables.schema import Named, parse_named
 
 K = 4
 

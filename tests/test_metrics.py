@@ -4,16 +4,15 @@ import numpy as np
 import pytest
 import torch
 from scipy.stats import binomtest
-
-from trainables.channel import point_key, seeded_generator, transmit
-from trainables.metrics import (
+from symgrid.trainables.channel import point_key, seeded_generator, transmit
+from symgrid.trainables.metrics import (
     clopper_pearson,
     evaluate_ber,
     mcnemar_pvalue,
     ratio_to_map,
     trial_ratio_to_map,
 )
-from trainables.reference import map_bits
+from symgrid.trainables.reference import map_bits
 
 KEYS = {
     "ebno_db", "bits", "errors", "ber", "ci_low", "ci_high", "errors_map", "ber_map",

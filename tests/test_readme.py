@@ -3,9 +3,9 @@
 import re
 from pathlib import Path
 
-from grid.source import load_yaml
-from grid.spec import expand, parse_spec
-from trainables.config import parse_trial_config
+from symgrid.grid.source import load_yaml
+from symgrid.grid.spec import expand, parse_spec
+from symgrid.trainables.config import parse_trial_config
 
 README = (Path(__file__).parents[1] / "README.md").read_text()
 

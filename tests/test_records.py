@@ -8,10 +8,9 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-
-from trainables.records import RecordStore, join_uri
-from trainables.shared_set import Predictions
-from trainables.trial import TrialOutcome
+from symgrid.trainables.records import RecordStore, join_uri
+from symgrid.trainables.shared_set import Predictions
+from symgrid.trainables.trial import TrialOutcome
 
 
 def outcome(status="completed", ber=0.1) -> TrialOutcome:

@@ -5,11 +5,10 @@ import pytest
 import torch
 from scipy.special import erfc
 from scipy.stats import norm
-
-from trainables.channel import ebno_db_to_no, transmit
-from trainables.constellation import SUPPORTED_BITS, bit_labels, pam, qam
-from trainables.metrics import clopper_pearson
-from trainables.reference import (
+from symgrid.trainables.channel import ebno_db_to_no, transmit
+from symgrid.trainables.constellation import SUPPORTED_BITS, bit_labels, pam, qam
+from symgrid.trainables.metrics import clopper_pearson
+from symgrid.trainables.reference import (
     ber_average,
     ber_map,
     ber_nearest,

@@ -2,10 +2,9 @@
 
 import pytest
 import torch
+from symgrid.trainables import regularization as reg
+from symgrid.trainables.config import parse_trial_config
 from torch import nn
-
-from trainables import regularization as reg
-from trainables.config import parse_trial_config
 
 
 def model():

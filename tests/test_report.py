@@ -11,10 +11,9 @@ import pandas as pd
 import pytest
 from runfolder import run_folder  # noqa: F401  (session fixture)
 from scipy import stats
-
-from analysis.collect import load_run, stale
-from analysis.report import ReportError, write_report
-from trainables.records import write_json
+from symgrid.analysis.collect import load_run, stale
+from symgrid.analysis.report import ReportError, write_report
+from symgrid.trainables.records import write_json
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -40,13 +40,13 @@ def write_spec(tmp_path, name="tiny", epochs=3, seeds="[0, 1]", cpu=1, gpu=0, sy
 
 
 def symgrid(*args, **kwargs) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "grid", *map(str, args)]
+    cmd = [sys.executable, "-m", "symgrid", *map(str, args)]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300, **kwargs)
 
 
 def start_symgrid(*args, env: dict) -> subprocess.Popen:
     """A symgrid command in its own process group (so Ctrl-C can reach all of it)."""
-    cmd = [sys.executable, "-m", "grid", *map(str, args)]
+    cmd = [sys.executable, "-m", "symgrid", *map(str, args)]
     return subprocess.Popen(
         cmd, stderr=subprocess.PIPE, text=True, start_new_session=True, env={**os.environ, **env}
     )

@@ -4,9 +4,8 @@ import math
 
 import pytest
 import torch
-
-from trainables.schedulers import SCHEDULERS, Schedule
-from trainables.schema import parse_named
+from symgrid.trainables.schedulers import SCHEDULERS, Schedule
+from symgrid.trainables.schema import parse_named
 
 LR, EPOCHS, BATCHES = 0.1, 12, 5
 

@@ -5,15 +5,14 @@ import time
 from pathlib import Path
 
 import pytest
-
-from grid.source import (
+from symgrid.grid.source import (
     PRESETS_DIR,
     SpecError,
     load_yaml,
     preset_names,
     resolve_spec_path,
 )
-from grid.spec import (
+from symgrid.grid.spec import (
     MAX_TRIALS_WITHOUT_YES,
     Resources,
     describe,
@@ -24,7 +23,7 @@ from grid.spec import (
     resolved_yaml,
     spec_hash,
 )
-from trainables.config import config_to_dict, parse_trial_config
+from symgrid.trainables.config import config_to_dict, parse_trial_config
 
 preset = functools.cache(load_spec)  # the lecture preset takes seconds to validate
 BAD_SPECS = sorted((Path(__file__).parent / "bad_specs").glob("*.yaml"))
@@ -212,7 +211,7 @@ def test_bad_spec_gives_one_line_error(path):
 
 
 def test_notebook_preset_is_the_shipped_notebook_example():
-    from trainables.config import config_to_dict, parse_trial_config
+    from symgrid.trainables.config import config_to_dict, parse_trial_config
 
     example = Path(__file__).parents[1] / "examples" / "notebook.yaml"
     (trial,) = expand(load_spec("notebook"))

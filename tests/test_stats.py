@@ -11,9 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats as sp
-
-from analysis import compare, confirmation, effects, stats
-from analysis.findings import confirmation_sentence, ranking_sentence
+from symgrid.analysis import compare, confirmation, effects, stats
+from symgrid.analysis.findings import confirmation_sentence, ranking_sentence
 
 
 def test_holm_matches_a_hand_worked_example():

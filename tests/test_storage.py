@@ -4,9 +4,8 @@ from pathlib import Path
 
 import pyarrow.fs as pafs
 import pytest
-
-from grid.storage import unshared_storage
-from trainables.records import join_uri
+from symgrid.grid.storage import unshared_storage
+from symgrid.trainables.records import join_uri
 
 S3 = "s3://bucket/runs?endpoint_override=http://127.0.0.1:9000&region=us-east-1"
 

@@ -25,14 +25,13 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 from ray.tune.experiment import Trial
+from symgrid.analysis.links import MLFLOW_RUNS
+from symgrid.grid.cli import build_parser, main
+from symgrid.grid.spec import expand, load_spec
+from symgrid.grid.tracking import EPOCH_METRICS, HTTP_DEFAULTS, TENSORBOARD, tracking_callbacks
+from symgrid.trainables.records import write_trial_dir
+from symgrid.trainables.trial import run_trial
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-from analysis.links import MLFLOW_RUNS
-from grid.cli import build_parser, main
-from grid.spec import expand, load_spec
-from grid.tracking import EPOCH_METRICS, HTTP_DEFAULTS, TENSORBOARD, tracking_callbacks
-from trainables.records import write_trial_dir
-from trainables.trial import run_trial
 
 BIN = Path(sys.executable).parent  # the venv's bin: mlflow
 START_TIMEOUT_S = 120  # measured 5.7 s at load average 3.3, 26 s at 17 (2 cores)
@@ -67,7 +66,7 @@ def write_spec(folder: Path, name: str, epochs: int, schedulers: str) -> Path:
 
 
 def symgrid(*args) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "grid", *map(str, args)]
+    cmd = [sys.executable, "-m", "symgrid", *map(str, args)]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
 
 
@@ -284,11 +283,12 @@ def test_a_tracking_server_that_does_not_answer_is_one_line_before_anything_is_w
 # imports (CLI, Ray side, tracking callbacks, report) needs neither MLflow nor TensorBoard.
 PROBE = """
 from pathlib import Path
-from grid.cli import build_parser, main
-from grid.spec import expand, load_spec
-from grid.spec import expand, load_spec
-from grid.tracking import TensorBoardCallback, tracking_callbacks
-import grid.run, analysis.report
+from symgrid.grid.cli import build_parser, main
+from symgrid.grid.spec import expand, load_spec
+from symgrid.grid.spec import expand, load_spec
+from symgrid.grid.tracking import TensorBoardCallback, tracking_callbacks
+from symgrid.analysis import report as analysis_report
+from symgrid.grid import run as grid_run
 spec_path, folder = sys.argv[1], Path(sys.argv[2])
 code = main(["run", spec_path, "--out", str(folder / "refused"), "--mlflow"])
 spec = load_spec(spec_path)

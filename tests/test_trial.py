@@ -6,14 +6,13 @@ import numpy as np
 import pytest
 import torch
 from ray import tune
+from symgrid.trainables import tune_adapter
+from symgrid.trainables.config import parse_trial_config
+from symgrid.trainables.losses import make_loss
+from symgrid.trainables.reference import posterior
+from symgrid.trainables.shared_set import shared_eval_set
+from symgrid.trainables.trial import Trainer, run_trial
 from torch.overrides import TorchFunctionMode
-
-from trainables import tune_adapter
-from trainables.config import parse_trial_config
-from trainables.losses import make_loss
-from trainables.reference import posterior
-from trainables.shared_set import shared_eval_set
-from trainables.trial import Trainer, run_trial
 
 SMALL = {
     "train": {

@@ -14,8 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-
-from trainables.constellation import bit_labels, qam
+from symgrid.trainables.constellation import bit_labels, qam
 
 
 def ebno_db_to_no(ebno_db, num_bits_per_symbol: int, coderate: float = 1.0):

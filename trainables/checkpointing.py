@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from trainables.schema import bounded
+from symgrid.trainables.schema import bounded
 
 
 @dataclass(frozen=True)

@@ -21,11 +21,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from trainables.constellation import SUPPORTED_BITS
-from trainables.losses import LOSSES, SMOOTHABLE
-from trainables.regularization import REGULARIZERS
-from trainables.schedulers import SCHEDULERS
-from trainables.schema import (
+from symgrid.trainables.constellation import SUPPORTED_BITS
+from symgrid.trainables.losses import LOSSES, SMOOTHABLE
+from symgrid.trainables.regularization import REGULARIZERS
+from symgrid.trainables.schedulers import SCHEDULERS
+from symgrid.trainables.schema import (
     ConfigError,
     Named,
     bounded,

@@ -11,9 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+from symgrid.trainables.schema import Named, NoParams, bounded
 from torch import nn
-
-from trainables.schema import Named, NoParams, bounded
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 from scipy.stats import beta, binomtest
-
-from trainables import reference
-from trainables.channel import point_key, seeded_generator, transmit
-from trainables.constellation import qam
+from symgrid.trainables import reference
+from symgrid.trainables.channel import point_key, seeded_generator, transmit
+from symgrid.trainables.constellation import qam
 
 _CONFIDENCE = 0.95  # Clopper-Pearson level reported per Eb/N0 point
 # Samples x points per exact-LLR slice: bounds its memory (256-QAM too), and slices that fit in

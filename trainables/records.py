@@ -21,8 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
-
-from trainables.trial import TrialOutcome
+from symgrid.trainables.trial import TrialOutcome
 
 EPOCH_COLUMNS = [
     "trial_id",

@@ -15,9 +15,8 @@ import torch
 from scipy.integrate import quad
 from scipy.optimize import brentq
 from scipy.special import erfc, logsumexp, ndtr
-
-from trainables.channel import ebno_db_to_no
-from trainables.constellation import bit_labels, check_num_bits_per_symbol, pam, qam
+from symgrid.trainables.channel import ebno_db_to_no
+from symgrid.trainables.constellation import bit_labels, check_num_bits_per_symbol, pam, qam
 
 _GRID_POINTS = 4_000  # root scan per axis; even, so x = 0 is never on it; 1e5 agrees to 1e-15
 _GRID_SIGMAS = 40.0  # grid spans the constellation +- 40 sigma: tails beyond are < 1e-300

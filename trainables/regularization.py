@@ -22,9 +22,8 @@ import math
 from dataclasses import dataclass
 
 import torch
+from symgrid.trainables.schema import Named, NoParams, bounded
 from torch import nn
-
-from trainables.schema import Named, NoParams, bounded
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from symgrid.trainables.schema import Named, NoParams, bounded
 from torch.optim import lr_scheduler
-
-from trainables.schema import Named, NoParams, bounded
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,8 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-
-from trainables.channel import Batch, point_key, seeded_generator, transmit
-from trainables.reference import posterior
+from symgrid.trainables.channel import Batch, point_key, seeded_generator, transmit
+from symgrid.trainables.reference import posterior
 
 BIASVAR_SEED = 20_000_101  # one shared evaluation set for every trial, whatever its seed
 BIASVAR_STREAM = "biasvar"

@@ -13,16 +13,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import torch
-
-from trainables import regularization as reg
-from trainables.channel import Batch, features, seeded_generator, transmit
-from trainables.config import TrialConfig, hidden_widths, parse_trial_config
-from trainables.constellation import bit_labels
-from trainables.detector import Detector, bit_logits, num_parameters
-from trainables.losses import head, make_loss
-from trainables.metrics import evaluate_ber, trial_ratio_to_map
-from trainables.schedulers import Schedule
-from trainables.shared_set import Predictions, predict_shared
+from symgrid.trainables import regularization as reg
+from symgrid.trainables.channel import Batch, features, seeded_generator, transmit
+from symgrid.trainables.config import TrialConfig, hidden_widths, parse_trial_config
+from symgrid.trainables.constellation import bit_labels
+from symgrid.trainables.detector import Detector, bit_logits, num_parameters
+from symgrid.trainables.losses import head, make_loss
+from symgrid.trainables.metrics import evaluate_ber, trial_ratio_to_map
+from symgrid.trainables.schedulers import Schedule
+from symgrid.trainables.shared_set import Predictions, predict_shared
 
 EVAL_CHUNK = 65536  # symbols per forward pass when no gradient is needed
 SHUFFLE_SYMBOLS = 1 << 20  # shuffled training symbols gathered at once: ~40 MB, not a set copy

@@ -30,10 +30,9 @@ import pyarrow.parquet as pq
 import ray
 import torch
 from ray import tune
-
-from trainables.checkpointing import CheckpointPolicy
-from trainables.records import FINISHED, RecordStore, atomic, filesystem
-from trainables.trial import Trainer, run_trial
+from symgrid.trainables.checkpointing import CheckpointPolicy
+from symgrid.trainables.records import FINISHED, RecordStore, atomic, filesystem
+from symgrid.trainables.trial import Trainer, run_trial
 
 STATE_FILE = "state.pt"
 GATE_ENV = "SYMGRID_TEST_GATE"  # test hook only: a folder of hold files, see hold_at_gate

@@ -1,5 +1,0 @@
-import sys
-
-from grid.cli import main
-
-sys.exit(main())

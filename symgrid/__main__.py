@@ -1,0 +1,5 @@
+import sys
+
+from symgrid.grid.cli import main
+
+sys.exit(main())
