@@ -148,4 +148,3 @@ def cache_bytes() -> int:
 
 def clear_cache() -> None:
     _cache.clear()
-

@@ -151,7 +151,8 @@ def rates(k: int, c: dict) -> dict:
 
 def _point_row(ebno_db: float, k: int, c: dict) -> dict:
     """Result row of one Eb/N0 point from its paired counts."""
-    bits, errors, errors_map, n01, n10 = (c[x] for x in ["bits", "errors", "errors_map", "n01", "n10"])
+    bits, errors, errors_map = c["bits"], c["errors"], c["errors_map"]
+    n01, n10 = c["n01"], c["n10"]
     low, high = clopper_pearson(errors, bits) if bits else (0.0, 1.0)
     return {
         "ebno_db": float(ebno_db),
@@ -276,7 +277,7 @@ def evaluate_ber(
     chunk_symbols: int = 16384,
     max_chunk_symbols: int = 1 << 20,
 ) -> list[dict]:
-    """Monte Carlo BER and achievable rate of a detector, paired with bitwise MAP on the same samples.
+    """Monte Carlo BER and achievable rate of a detector, paired with bitwise MAP on its samples.
 
     Parameters
     ----------
