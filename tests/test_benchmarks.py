@@ -39,6 +39,8 @@ def test_evaluation(tmp_path):
         positive(row, ["bits", "mbit_per_s", "channel_map_only_mbit_per_s"])
     for row in data["budget"]:
         positive(row, ["bits", "errors", "seconds"])
+    (trial,) = data["trial"]
+    assert trial["cached_s"] < trial["cold_s"]  # MAP's side computed once per (seed, point)
 
 
 @pytest.mark.parametrize("name", ["grid_efficiency", "memory"])
