@@ -15,7 +15,8 @@ for a confirmation run, the screening-vs-confirmed table (``confirmation``), and
     DIR/statistics.json            the metric, best vs runner-up, verdict, notes; written last
 
 ``statistics(run, metric)`` is what the report calls: it reads these files, and computes them
-(here, once) only when they are missing, older than the run's tables, or for another metric.
+(here, once) only when they are missing, older than the run's tables (or its run.json and
+spec.yaml), or for another metric.
 ``symgrid run`` and ``resume`` compute them when the trials end (:func:`build_all`). Figures and
 pages read :class:`Statistics`; nothing here draws or renders.
 """
@@ -53,7 +54,8 @@ TABLES = {  # Statistics field -> file in the run folder
 }
 CONFIRMATION = "confirmation.parquet"
 SUMMARY = "statistics.json"  # written last: its presence means the tables above are complete
-SOURCES = ("trials.parquet", "ber.parquet")  # the statistics are stale when one is newer
+# The statistics are stale when one of these is newer (run.json: a confirmation's parent link).
+SOURCES = ("trials.parquet", "ber.parquet", "run.json", "spec.yaml")
 
 
 @dataclass

@@ -120,7 +120,7 @@ def against_best(plan: dict, tests: dict, v: int) -> dict:
     """Level ``v`` against the best level, from the family's intervals of its pair."""
     best, u = plan["best"], plan["rep"][v]
     if u == best:
-        return {"seeds": np.nan, "delta": 0.0, "delta_ci_low": np.nan, "delta_ci_high": np.nan}
+        return {"delta": 0.0, "delta_ci_low": np.nan, "delta_ci_high": np.nan}
     i = plan["pairs"].index((min(best, u), max(best, u)))
     sign = 1.0 if best < u else -1.0  # each pair's contrast is y[later] - y[earlier]
     low, high = sorted((sign * tests["low"][i], sign * tests["high"][i]))
@@ -143,6 +143,7 @@ def plan_rows(plan: dict, tests: dict, done: pd.DataFrame, m: Merit) -> list[dic
         row = {"axis": plan["axis"], "level": level, "metric": m.name, "score": mean}
         row |= {"ci_low": low, "ci_high": high, "best": v == plan["best"]}
         row |= {"trials": int((done[plan["axis"]] == level).sum()), "p": np.nan, "p_adj": np.nan}
+        row["seeds"] = int(np.isfinite(plan["per_seed"][:, v]).sum())  # replaced by a contrast's
         row["identical_to"] = str(levels[u]) if u != v else ""
         rows.append(row | against_best(plan, tests, v) if v != plan["best"] else row)
     return rows
