@@ -42,7 +42,7 @@ from symgrid.analysis.collect import (
 from symgrid.analysis.merit import METRICS, metric_of
 from symgrid.trainables.records import write_json, write_parquet
 
-__all__ = ["Statistics", "analyze", "build_all", "statistics"]
+__all__ = ["Statistics", "analyze", "build_all", "check_metric", "statistics"]
 
 TABLES = {  # Statistics field -> file in the run folder
     "ranking": "ranking.parquet",
@@ -100,13 +100,11 @@ def check_metric(run: Run, metric: str) -> None:
         raise ReportError(
             f"metric: {metric!r} is not a figure of merit; allowed: {', '.join(METRICS)}"
         )
-    column = METRICS[metric].column
-    if (
-        not METRICS[metric].log
-        and pd.to_numeric(run.trials.get(column), errors="coerce").isna().all()
-    ):
+    m = METRICS[metric]
+    recorded = m.column in run.trials and run.trials[m.column].notna().any()
+    if not m.log and not recorded:
         raise ReportError(
-            f"{run.path}: metric {metric!r}: the trials recorded no {column} (a run from before "
+            f"{run.path}: metric {metric!r}: the trials recorded no {m.column} (a run from before "
             "issue 16); allowed here: ber_ratio_map"
         )
 

@@ -18,7 +18,8 @@ from pathlib import Path
 import pandas as pd
 from symgrid.analysis import compare, effect_plots, findings, plots, render
 from symgrid.analysis.collect import ReportError, Run, load_run
-from symgrid.analysis.derive import Statistics, statistics
+from symgrid.analysis.derive import Statistics, check_metric, statistics
+from symgrid.analysis.merit import metric_of
 from symgrid.analysis.sections import Compared, Section
 
 __all__ = ["ReportError", "write_report"]
@@ -187,6 +188,8 @@ def write_report(dirs: list[Path], out: Path | None = None, metric: str | None =
         raise ReportError("several run folders need --out for the report")
     out = Path(out) if out is not None else dirs[0] / "report"
     runs = [load_run(d) for d in dirs]  # every run readable before anything is written
+    for run in runs:  # and every run able to give the figure of merit asked for
+        check_metric(run, metric or metric_of(run.spec_text))
     out.mkdir(parents=True, exist_ok=True)
     # Everything is drawn into a staging folder, then each file is renamed into place (index.html
     # last): a crash or a full disk never leaves a half-written page or figure in the report.
