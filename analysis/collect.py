@@ -29,6 +29,10 @@ SUMMARY_COLUMNS = [
     "val_loss_best",
     "val_ber_best",
     "ber_ratio_map",
+    "log_ratio_map",  # issue 16: the score on the log scale, its standard error, the rate gap
+    "log_ratio_map_se",
+    "rate_gap",
+    "rate_gap_se",
     "points_no_map_errors",  # test points where MAP made no errors (see metrics.ratio_to_map)
     "started_at",
     "finished_at",
