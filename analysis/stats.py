@@ -126,13 +126,16 @@ def setting_row(members: pd.DataFrame, points: pd.DataFrame, m: Merit) -> dict:
         mine = point_ratios(points)
         low, high = np.log(mine["ratio_low"].mean()), np.log(mine["ratio_high"].mean())
         kind = "1 seed: test-set noise only (CP)"
+    verdict = mcnemar_verdict(points)
+    if verdict.startswith("not distinguishable") and np.isfinite(high):  # absence of evidence:
+        verdict += f"; the data allow up to {float(m.show(high)):.{m.digits}f}"  # how far off
     return {
         "seeds": len(y),
         "score": float(m.show(mean)),
         "ci_low": float(m.show(low)),
         "ci_high": float(m.show(high)),
         "interval": kind,
-        VERDICT: mcnemar_verdict(points),
+        VERDICT: verdict,
     }
 
 

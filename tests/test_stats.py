@@ -244,3 +244,25 @@ def test_runs_side_by_side_keep_shared_rows_in_the_first_runs_order():
     assert list(table.columns) == ["setting", "A", "B"]
     assert table.iloc[0]["A"] == "1.0000 (0.9000-1.1000)"
     assert table.iloc[0]["B"] == "1.1500 (0.9000-1.1000)"
+
+
+def test_not_distinguishable_from_map_says_how_far_off_the_data_allow():
+    trials = synthetic_trials(0.1, seeds=5, noise=0.01)
+    points = trials[["trial_id"]].assign(ebno_db=0.0, mcnemar_p=0.5, n01=10, n10=10)
+    table = stats.ranking(trials, points, ["x", "seed"])
+    top = table.iloc[0]
+    assert top[stats.VERDICT] == (
+        f"not distinguishable at 5/5 points; the data allow up to {top['ci_high']:.4f}"
+    )
+
+
+def test_a_best_setting_below_map_is_never_called_better_than_optimal():
+    trials = synthetic_trials(0.1, seeds=5, noise=0.01).assign(
+        ber_ratio_map=lambda f: f["ber_ratio_map"] * 0.9  # A's geometric mean is below 1
+    )
+    table = stats.ranking(trials, no_points(trials), ["x", "seed"])
+    assert table.iloc[0]["score"] < 1
+    text = ranking_sentence(stats.best_vs_runner_up(trials, table, ["x", "seed"]), table)
+    assert (
+        "not a detector better than bitwise MAP" in text and "selected as the lowest of 2" in text
+    )
