@@ -110,9 +110,14 @@ def axis_plan(done: pd.DataFrame, axis: str, axes: list[str]) -> dict:
     distinct = sorted(set(rep))
     pairs = [(u, v) for i, u in enumerate(distinct) for v in distinct[i + 1 :]]
     d = contrasts(cube, pairs) if pairs else np.empty((0, cube.shape[0]))
-    per_seed = nanmean(cube, axis=1)  # [seeds, levels]: each level's mean in each seed
-    return {"axis": axis, "levels": levels, "rep": rep, "best": best, "pairs": pairs, "d": d} | {
-        "per_seed": per_seed
+    return {
+        "axis": axis,
+        "levels": levels,
+        "rep": rep,
+        "best": best,
+        "pairs": pairs,
+        "d": d,
+        "per_seed": nanmean(cube, axis=1),  # [seeds, levels]: each level's mean in each seed
     }
 
 
@@ -138,12 +143,13 @@ def plan_rows(plan: dict, tests: dict, done: pd.DataFrame, m: Merit) -> list[dic
     """The effects table's rows of one axis (differences still on the ``y`` scale)."""
     rows, levels = [], plan["levels"]
     for v, level in enumerate(levels):
-        mean, low, high = mean_interval(plan["per_seed"][:, v][np.isfinite(plan["per_seed"][:, v])])
+        mine = plan["per_seed"][:, v]
+        mean, low, high = mean_interval(mine[np.isfinite(mine)])
         u = plan["rep"][v]
         row = {"axis": plan["axis"], "level": level, "metric": m.name, "score": mean}
         row |= {"ci_low": low, "ci_high": high, "best": v == plan["best"]}
         row |= {"trials": int((done[plan["axis"]] == level).sum()), "p": np.nan, "p_adj": np.nan}
-        row["seeds"] = int(np.isfinite(plan["per_seed"][:, v]).sum())  # replaced by a contrast's
+        row["seeds"] = int(np.isfinite(mine).sum())  # replaced by its contrast's, if any
         row["identical_to"] = str(levels[u]) if u != v else ""
         rows.append(row | against_best(plan, tests, v) if v != plan["best"] else row)
     return rows
@@ -263,8 +269,10 @@ def conditional_plan(done, axis, given, g, reference, axes) -> dict | None:
     levels, cube = level_cube(sub, axis, [a for a in axes if a != given])
     if reference not in levels or len(levels) < 2:
         return None
-    ref = levels.index(reference)
-    others = [v for v in range(len(levels)) if v != ref]
+    ref, rep = levels.index(reference), identical(cube)
+    others = [v for v in range(len(levels)) if rep[v] != rep[ref]]  # identical: nothing to test
+    if not others:
+        return None
     best = levels[best_index(cube, list(range(len(levels))))]
     head = {"axis": axis, "given": given, "given_level": str(g), "reference": str(reference)}
     return {

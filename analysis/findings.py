@@ -168,7 +168,10 @@ def interaction_sentence(interactions: pd.DataFrame) -> str:
     tested = interactions[interactions["reason"] == ""]
     untested = interactions[interactions["reason"] != ""]
     hits = tested[tested["significant"].astype(bool)]
-    if tested.empty:
+    seeds = int(tested["seeds"].max()) if len(tested) else 0
+    if len(tested) and seeds < MIN_SEEDS:
+        text = f"Interactions: {too_few(seeds)}; the F-tests in the table are not findings"
+    elif tested.empty:
         text = f"None of the {len(interactions)} pairs of axes could be tested"
     elif hits.empty:
         text = (
