@@ -225,6 +225,11 @@ def ranking_sentence(
     if result is None:
         return head + " It is the only setting."
     n = int(result["seeds"])
+    if result.get("identical"):
+        return head + (
+            f" The runner-up ({result['runner_up']}) gave identical results seed for seed (the "
+            "same model): their order means nothing." + note
+        )
     if n < MIN_SEEDS:
         return head + (
             f" Against the runner-up ({result['runner_up']}): {too_few(n)} matched; no "

@@ -227,8 +227,9 @@ def best_vs_runner_up(
     ------
     None with fewer than two settings; else :func:`compare_settings`'s dict plus ``best``,
     ``runner_up``, ``significant`` (p < ALPHA and the runner-up worse), ``overlapping`` (how
-    many other settings' intervals reach down to the best's score) and ``selected_from`` (how
-    many settings the best was picked from).
+    many other settings' intervals reach down to the best's score), ``selected_from`` (how
+    many settings the best was picked from) and ``identical`` (the two settings' trials gave the
+    same results seed for seed: the same model, e.g. bce and bce_logits).
     """
     if len(table) < 2:
         return None
@@ -237,7 +238,9 @@ def best_vs_runner_up(
     others = table.iloc[1:]
     overlapping = int((others["ci_low"] <= best["score"]).sum())
     significant = bool(result["p"] < ALPHA and result["delta"] > 0)
+    same = [result[k] for k in ("delta", "delta_ci_low", "delta_ci_high")]
     return {
+        "identical": result["seeds"] >= 2 and same == [0.0, 0.0, 0.0],  # the same trials
         **result,
         "best": best["setting"],
         "runner_up": second["setting"],
