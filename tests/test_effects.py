@@ -19,7 +19,7 @@ from scipy import stats
 from symgrid.analysis import effects
 from symgrid.analysis.collect import load_run
 from symgrid.analysis.derive import analyze
-from symgrid.analysis.findings import axis_findings, interaction_sentence
+from symgrid.analysis.findings import axis_findings, interaction_sentence, ranking_sentence
 from symgrid.analysis.report import write_report
 from symgrid.grid.confirm import confirm_spec
 from symgrid.grid.spec import expand, load_spec
@@ -85,6 +85,10 @@ def test_the_axis_that_cannot_matter_is_identical_not_tested(grid_run, table):
     result = analyze(run, write=False)
     sentence = dict(axis_findings(result.effects, result.interactions, result.conditional_best))
     assert "bce_logits is identical to bce trial for trial (not tested)" in sentence["loss"]
+    # The best two settings are bce and bce_logits at lr 0.02: the same model, not a ranking.
+    assert result.best["identical"]
+    best = ranking_sentence(result.best, result.ranking)
+    assert "gave identical results seed for seed (the same model)" in best
 
 
 def test_the_axis_that_matters_is_significant_in_the_right_direction(grid_run, table):
