@@ -85,3 +85,12 @@ def test_estimate(tmp_path):
     assert rows[0]["case"] == "trial tiny" and len(rows) >= 2  # the trial, then scale.json's grids
     for row in rows:
         positive(row, ["measured_s", "estimate_s", "ratio"])
+
+
+def test_calibration(tmp_path):
+    data = smoke("calibration", tmp_path)
+    rows = {(r["seeds"], r["method"]): r for r in data["rows"]}
+    assert {n for n, _ in rows} == {2, 3, 5}
+    for n in (2, 3, 5):
+        now, before = rows[(n, "seed-level (now)")], rows[(n, "blocks as replicates (before)")]
+        assert now["coverage"] > before["coverage"] and now["fwer_null"] < before["fwer_null"]
