@@ -128,25 +128,22 @@ def accepts(cls: type, key: str) -> bool:
 
 def check_arguments(cls: type, name: str, kwargs: dict) -> None:
     """Unknown, missing and reserved keyword arguments, against ``cls.__init__``'s signature."""
-    params = inspect.signature(cls).parameters
-    open_ = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    params = {k: p for k, p in inspect.signature(cls).parameters.items() if p.kind in named}
+    open_ = accepts(cls, "\0")  # takes **kwargs
     for key in RESERVED:
         if key in kwargs:
             raise ConfigError(f"model.{key}", "set by symgrid from the modulation and the loss")
         if not open_ and key not in params:
             raise ConfigError("model.name", f"{name} must take {', '.join(RESERVED)}")
-    allowed = [k for k in params if k not in RESERVED and params[k].kind is not params[k].VAR_ARGS]
+    allowed = [k for k in params if k not in RESERVED]
     for key in kwargs:
         if not open_ and key not in params:
-            hint = ", ".join(a for a in allowed if params[a].kind is not params[a].VAR_KEYWORD)
-            raise ConfigError(f"model.{key}", f"not an argument of {name}; allowed: {hint}")
-    missing = [
-        k
-        for k in allowed
-        if params[k].default is inspect.Parameter.empty
-        and k not in kwargs
-        and params[k].kind in (params[k].POSITIONAL_OR_KEYWORD, params[k].KEYWORD_ONLY)
-    ]
+            raise ConfigError(
+                f"model.{key}", f"not an argument of {name}; allowed: {', '.join(allowed)}"
+            )
+    empty = inspect.Parameter.empty
+    missing = [k for k in allowed if params[k].default is empty and k not in kwargs]
     if missing:
         raise ConfigError("model", f"{name} needs {', '.join(missing)}; give model.{missing[0]}")
 
