@@ -15,7 +15,7 @@ from symgrid.analysis.collect import Run
 from symgrid.analysis.derive import Statistics
 from symgrid.analysis.stats import NO_MAP_ERRORS, VERDICT
 
-RANKING_COLUMNS = ["rank", "setting", "seeds", NO_MAP_ERRORS, "ber_ratio_map", "ci_low"]
+RANKING_COLUMNS = ["rank", "setting", "network", "seeds", NO_MAP_ERRORS, "ber_ratio_map", "ci_low"]
 RANKING_COLUMNS += ["ci_high", "interval", VERDICT]  # NO_MAP_ERRORS: where the trials have it
 
 
@@ -62,10 +62,17 @@ def header_rows(s: Section) -> list[tuple[str, str]]:
         ("spec hash", info.get("spec_hash", "")),
         ("trials", f"{len(s.run.trials)} recorded of {info.get('trials', '?')} planned: {counts}"),
         ("axes", ", ".join(s.run.axes)),
+        ("networks", networks(s.run.trials)),
         ("wall time", s.wall),
         ("reproduce", info.get("command") or "(unknown)"),
     ]
     return rows + ([("parent run", s.stats.parent)] if s.stats.parent else [])
+
+
+def networks(trials: pd.DataFrame) -> str:
+    """The detectors the trials trained, with their arguments (``mlp``, ``nets:ResMLP(...)``)."""
+    names = trials["network"].dropna().unique() if "network" in trials else []
+    return ", ".join(sorted(map(str, names))) or "(not recorded)"
 
 
 def description(spec_text: str) -> str:
