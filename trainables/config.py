@@ -133,6 +133,10 @@ def parse_section(name: str, value: object, path: str):
     if "kwargs" in value:
         raise ConfigError(join(path, "kwargs"), "write the arguments as the section's own keys")
     if name == "model" and chosen in network.BUILTIN_MODELS:
+        allowed = [f.name for f in dataclasses.fields(Model) if f.name != "kwargs"]
+        for key in value:
+            if key not in allowed:
+                raise ConfigError(join(path, key), f"unknown key; {did_you_mean(key, allowed)}")
         return parse(SECTIONS[name], value, path)
     fields = (*OPEN[name], "momentum", "nesterov") if chosen == "sgd" else OPEN[name]
     core = {k: v for k, v in value.items() if k in fields}
