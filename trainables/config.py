@@ -138,6 +138,8 @@ def parse_section(name: str, value: object, path: str):
             if key not in allowed:
                 raise ConfigError(join(path, key), f"unknown key; {did_you_mean(key, allowed)}")
         return parse(SECTIONS[name], value, path)
+    # The class is found here, so that an axis value naming none is refused as that value.
+    (network if name == "model" else optimizers).resolve(chosen, join(path, "name"))
     fields = (*OPEN[name], "momentum", "nesterov") if chosen == "sgd" else OPEN[name]
     core = {k: v for k, v in value.items() if k in fields}
     rest = {k: network.freeze(v, join(path, k)) for k, v in value.items() if k not in core}
