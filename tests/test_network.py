@@ -351,3 +351,22 @@ def test_examples_network_builds_with_every_head():
             assert model(torch.zeros(3, 2)).shape == (3, outputs)
     finally:
         sys.path.remove(str(REPO / "examples"))
+
+
+def test_mlflow_params_name_the_network_and_its_arguments(user_folder):
+    from symgrid.grid.mlflow_callback import params
+
+    raw = {
+        "name": "p",
+        "base": {
+            **TINY,
+            "model": {"name": "usernet:TwoLayer"},
+            "optimizer": {"name": "nadam", "betas": [0.8, 0.99]},
+        },
+        "axes": {"model.width": [6]},
+    }
+    (trial,) = expand(parse_spec(raw))
+    logged = {p.key: p.value for p in params(trial)}
+    assert logged["model.width"] == "6" and logged["config.model.width"] == "6"
+    assert logged["config.model.name"] == "usernet:TwoLayer"
+    assert logged["config.optimizer.betas"] == "[0.8, 0.99]"

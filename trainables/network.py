@@ -97,7 +97,7 @@ def resolve(name: str, path: str = "model.name") -> type:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as err:
-        if err.name and module_name.startswith(err.name):
+        if err.name and (module_name == err.name or module_name.startswith(f"{err.name}.")):
             raise ConfigError(
                 path,
                 f"module {module_name!r} not found (is its folder the current one or on"
