@@ -43,6 +43,7 @@ SUMMARY_COLUMNS = [
     "hostname",
     "gpu_ids",
     "num_params",
+    "network",  # the detector's class and arguments (mlp, or package.module:Class(width=32))
     "error",
 ]
 

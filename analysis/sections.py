@@ -16,7 +16,7 @@ from symgrid.analysis.derive import Statistics
 from symgrid.analysis.merit import merit
 from symgrid.analysis.stats import MIN_SEEDS, NO_MAP_ERRORS, VERDICT
 
-RANKING_COLUMNS = ["rank", "setting", "seeds", NO_MAP_ERRORS, "score", "ci_low"]
+RANKING_COLUMNS = ["rank", "setting", "network", "seeds", NO_MAP_ERRORS, "score", "ci_low"]
 RANKING_COLUMNS += ["ci_high", "interval", VERDICT]  # NO_MAP_ERRORS: where the trials have it
 
 
@@ -65,6 +65,7 @@ def header_rows(s: Section) -> list[tuple[str, str]]:
         ("axes", ", ".join(s.run.axes)),
         ("figure of merit", figure_of_merit(s.stats.metric)),
         ("inference", INFERENCE),
+        ("networks", networks(s.run.trials)),
         ("wall time", s.wall),
         ("reproduce", info.get("command") or "(unknown)"),
     ]
@@ -84,6 +85,12 @@ def figure_of_merit(metric: str) -> str:
     m = merit(metric)
     scale = "log scale (log_ratio_map), shown as a ratio" if m.log else "bits/symbol"
     return f"{metric}: {m.label}, analysed on the {scale}; {m.optimal:g} = optimal"
+
+
+def networks(trials: pd.DataFrame) -> str:
+    """The detectors the trials trained, with their arguments (``mlp``, ``nets:ResMLP(...)``)."""
+    names = trials["network"].dropna().unique() if "network" in trials else []
+    return ", ".join(sorted(map(str, names))) or "(not recorded)"
 
 
 def description(spec_text: str) -> str:

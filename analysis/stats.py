@@ -154,6 +154,7 @@ def ranking(
     Output
     ------
     One row per setting: ``rank``, ``setting`` (its label), one column per non-seed axis,
+    ``network`` (the detector's class and arguments, where the trials record it),
     ``seeds``, ``score`` (a geometric-mean ratio to MAP, or the mean rate gap), ``ci_low``,
     ``ci_high``, ``interval`` (how the interval was made) and the :data:`VERDICT` column.
     """
@@ -169,6 +170,8 @@ def ranking(
         points = ber[ber["trial_id"].isin(members["trial_id"])]
         first = members.iloc[0]
         row = {"setting": label(first, keys), **{k: first[k] for k in keys}}
+        if "network" in members:  # the detector and its arguments (older runs lack it)
+            row["network"] = first["network"]
         if NO_MAP_ERRORS in members:  # the ratio could not use these points (issue 11's count)
             row[NO_MAP_ERRORS] = int(pd.to_numeric(members[NO_MAP_ERRORS]).fillna(0).sum())
         rows.append({**row, **setting_row(members, points, m)})

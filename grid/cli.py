@@ -7,6 +7,7 @@ written.
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 import tempfile
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from symgrid.grid.source import SpecError, load_yaml, preset_names
 from symgrid.grid.spec import describe, expand, load_spec
+from symgrid.trainables.network import load_classes
 from symgrid.trainables.schema import ConfigError
 
 EXIT_BAD_INPUT = 2
@@ -110,6 +112,10 @@ def positive(text: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # A user's network module imports from the current folder, as under `python -m symgrid`
+    # (last on the path: it shadows nothing installed).
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())
     try:
         return COMMANDS[args.command](args)
     except (SpecError, ConfigError) as err:
@@ -133,6 +139,7 @@ def cmd_run(args) -> int:
 def cmd_confirm(args) -> int:
     from symgrid.grid.confirm import confirm_spec
 
+    load_classes(args.dir)  # network classes the run was given as objects
     spec, trials, link = confirm_spec(args.dir, args.top, args.seeds)
     out = args.out or args.dir.parent / f"{args.dir.name}-confirm"
     return launch(args, spec, trials, out, "symgrid confirm", link)
@@ -192,6 +199,7 @@ def cmd_resume(args) -> int:
             f"symgrid: error: {args.dir}: not a symgrid run folder (no run.json)", file=sys.stderr
         )
         return EXIT_BAD_INPUT
+    load_classes(args.dir)  # network classes the run was given as objects
     spec = load_spec(str(args.dir / "spec.yaml"), allow_large=True)
     try:
         code = resume_grid(args.dir, spec, verbose=args.verbose)

@@ -27,9 +27,10 @@ import json
 import math
 from pathlib import Path
 
-from symgrid.trainables.config import hidden_widths, parse_trial_config
+from symgrid.trainables.config import hidden_widths, network_size, parse_trial_config
 from symgrid.trainables.losses import head
 from symgrid.trainables.map_reference import budget_symbols
+from symgrid.trainables.network import BUILTIN_MODELS
 
 RATES_FILE = Path(__file__).with_name("rates.json")  # written by benchmarks/rates.py
 
@@ -41,8 +42,11 @@ def rates() -> dict:
 
 
 def num_params(config: dict) -> int:
-    """Weights and biases of the trial's detector (inputs 2 or 3, outputs k or 2^k)."""
+    """Weights and biases of the trial's detector (inputs 2 or 3, outputs k or 2^k); a user
+    network's counted on the module itself (built once when its config was checked)."""
     cfg = parse_trial_config(config)
+    if cfg.model.name not in BUILTIN_MODELS:
+        return network_size(cfg)
     k = cfg.modulation.num_bits_per_symbol
     widths = [3 if cfg.model.noise_input else 2, *hidden_widths(cfg)]
     widths.append(k if head(cfg.loss) == "bit" else 2**k)

@@ -29,11 +29,13 @@ from pathlib import Path
 
 import pandas as pd
 import ray
+import yaml
 from ray import tune
 from symgrid.grid.progress import Progress
 from symgrid.grid.spec import Spec, TrialSpec, resolved_yaml, spec_hash
 from symgrid.grid.storage import unshared_storage
 from symgrid.grid.tuning import EndedFirstFIFO, TrialIds, loggers, set_tune_env
+from symgrid.trainables import network
 from symgrid.trainables.records import (
     IO_THREADS,
     RecordStore,
@@ -175,7 +177,10 @@ def start_run(
         **run_info,
     }
     write_json(info, out / "run.json")
-    return RunFiles(where["plan"], where["records"], spec.checkpoint), where["experiment_path"]
+    classes = network.registered_for([t.config for t in trials])
+    network.save_classes(classes, out)  # resume and confirm find them without the notebook
+    files = RunFiles(where["plan"], where["records"], spec.checkpoint, classes=classes)
+    return files, where["experiment_path"]
 
 
 def new_tuner(
@@ -212,6 +217,31 @@ def new_tuner(
     )
 
 
+def run_spec(spec: object, out: Path | str | None = None, *, report: bool = True, **options):
+    """Run a study from Python: ``spec`` is a spec file, a preset name or a spec as a dict, whose
+    ``model.name`` (in ``base`` or an axis) may be a network class object, e.g. one defined in a
+    notebook: it is registered as ``module:qualname`` and shipped to the workers by value.
+
+    ``options`` are :func:`run_grid`'s (``num_cpus``, ``address``...). Returns the exit code
+    (0: every trial has results) and the run folder (default ``results/<name>``), where the
+    tables and, with ``report``, ``report/index.html`` are.
+    """
+    from symgrid.grid.spec import expand, load_spec, parse_spec
+
+    if isinstance(spec, str | Path):
+        spec = load_spec(str(spec))
+    elif not isinstance(spec, Spec):
+        plain = network.with_class_names(spec)
+        spec = parse_spec(plain, source=yaml.safe_dump(plain, sort_keys=False))
+    out = Path(out or Path("results") / spec.name)
+    code = run_grid(spec, expand(spec), out, command="symgrid.grid.run.run_spec", **options)
+    if report and code != INTERRUPTED:
+        from symgrid.analysis.report import write_report
+
+        write_report([out])
+    return code, out
+
+
 def resume_grid(out: Path, spec: Spec, *, verbose: bool = False) -> int:
     """Continue an interrupted run: finished trials are not run again.
 
@@ -223,7 +253,9 @@ def resume_grid(out: Path, spec: Spec, *, verbose: bool = False) -> int:
     info = read_run_json(out)
     path, cfg = info["experiment_path"], info["ray"]
     store = RecordStore(info["records"])
-    files = RunFiles(info["plan"], info["records"], spec.checkpoint, store.finished())
+    network.load_classes(out)
+    classes = network.registered_for([config for _, config in read_plan(info["plan"]).values()])
+    files = RunFiles(info["plan"], info["records"], spec.checkpoint, store.finished(), classes)
     with ray_session(cfg["address"], cfg["num_cpus"], cfg["num_gpus"], verbose):
         run_info = {"ray": cfg, "resources": info.get("resources") or trial_resources(spec)}
         if tune.Tuner.can_restore(path):

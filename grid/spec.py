@@ -38,8 +38,17 @@ from typing import Literal, NamedTuple
 import yaml
 from symgrid.grid.cost import grid_cost
 from symgrid.grid.source import SpecError, load_yaml, read_text, resolve_spec_path
+from symgrid.trainables import network
 from symgrid.trainables.checkpointing import CheckpointPolicy
-from symgrid.trainables.config import SECTIONS, Eval, config_to_dict, parse_regularization
+from symgrid.trainables.config import (
+    OPEN,
+    SECTIONS,
+    Eval,
+    check_leaf,
+    config_to_dict,
+    parse_regularization,
+    parse_section,
+)
 from symgrid.trainables.config import parse_trial_config as parse_trial
 from symgrid.trainables.losses import LOSSES
 from symgrid.trainables.schedulers import SCHEDULERS
@@ -47,12 +56,10 @@ from symgrid.trainables.schema import (
     ConfigError,
     bounded,
     check,
-    check_bounds,
     did_you_mean,
     parse,
     parse_named,
     to_plain,
-    type_hints,
 )
 
 MAX_TRIALS_WITHOUT_YES = 10_000  # more needs an explicit yes: a typo in an axis can queue a week
@@ -76,7 +83,7 @@ TOP_PATHS = (*SECTION_TYPES, "loss", "scheduler", "regularization", "seed")
 AXIS_PATHS = (
     *TOP_PATHS,
     *(f"{s}.{f.name}" for s, c in SECTION_TYPES.items() for f in dataclasses.fields(c)),
-)
+)  # and model.<argument>, optimizer.<argument>: keyword arguments (trainables.config.OPEN)
 # Axes whose values can be judged alone, in the default config: the cross-field checks that land
 # on them (reversed range, supported bits, widths, bounds) do not depend on any other field.
 CONTEXT_FREE = (
@@ -166,7 +173,7 @@ def parse_spec(raw: object, source: str = "", allow_large: bool = False) -> Spec
     allow_large : allow more than ``MAX_TRIALS_WITHOUT_YES`` crossed trials (``--yes``).
     """
     try:
-        return _parse_spec(raw, source, allow_large)
+        return _parse_spec(network.with_class_names(raw), source, allow_large)
     except ConfigError as err:
         raise _spec_error(err) from None
 
@@ -234,10 +241,12 @@ def _parse_axes(raw: object, allow_large: bool) -> dict[str, list]:
 
 def _check_axis_path(axis: object, written: list) -> None:
     head, _, leaf = str(axis).partition(".")
-    if axis not in AXIS_PATHS and leaf and head in SECTION_TYPES:
+    if head in OPEN and leaf.isidentifier():
+        pass  # a keyword argument of the network or the optimizer: checked with each trial
+    elif axis not in AXIS_PATHS and leaf and head in SECTION_TYPES:
         allowed = did_you_mean(leaf, [f.name for f in dataclasses.fields(SECTION_TYPES[head])])
         raise SpecError(f"axes.{axis}", f"not a field of {head}; {allowed}")
-    if axis not in AXIS_PATHS:
+    elif axis not in AXIS_PATHS:
         close = difflib.get_close_matches(str(axis), AXIS_PATHS, n=1, cutoff=0.6)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         allowed = f"{', '.join(sorted(TOP_PATHS))}, or section.field such as train.epochs"
@@ -267,9 +276,7 @@ _CHECKED: dict[tuple[str, str], object] = {}
 def _check_value(axis: str, value: object, path: str) -> object:
     head, _, leaf = axis.partition(".")
     if leaf:
-        cls = SECTION_TYPES[head]
-        typed = check(value, type_hints(cls)[leaf], path)
-        check_bounds(typed, {f.name: f.metadata for f in dataclasses.fields(cls)}[leaf], path)
+        typed = check_leaf(head, leaf, value, path)
     elif head in NAMED:
         typed = parse_named(value, NAMED[head], path)
     elif head == "regularization":
@@ -277,8 +284,9 @@ def _check_value(axis: str, value: object, path: str) -> object:
     elif head == "seed":
         typed = check(value, int, path)
     else:  # a whole section: the keys written, since they are merged over the base section
-        parsed = parse(SECTION_TYPES[head], value, path)
-        typed = tuple((key, getattr(parsed, key)) for key in sorted(value))
+        parsed = parse_section(head, value, path)
+        kwargs = dict(getattr(parsed, "kwargs", ()))
+        typed = tuple((key, kwargs.get(key, getattr(parsed, key, None))) for key in sorted(value))
     if axis in CONTEXT_FREE:
         try:
             parse_trial(_merge({}, [(axis, value)]))

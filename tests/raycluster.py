@@ -191,16 +191,20 @@ class LocalCluster:
         return {("head" if n.get("is_head_node") else "worker"): n["node_id"] for n in nodes}
 
     def submit(
-        self, *entrypoint: str, env: dict | None = None, timeout: float = JOB_TIMEOUT_S
+        self,
+        *entrypoint: str,
+        env: dict | None = None,
+        timeout: float = JOB_TIMEOUT_S,
+        working_dir: Path = REPO,
     ) -> tuple[str, str]:
         """``ray job submit`` the way README says, and wait: (final job status, its output)."""
-        return self.wait_job(self.start_job(*entrypoint, env=env), timeout)
+        return self.wait_job(self.start_job(*entrypoint, env=env, working_dir=working_dir), timeout)
 
-    def start_job(self, *entrypoint: str, env: dict | None = None) -> str:
+    def start_job(self, *entrypoint: str, env: dict | None = None, working_dir: Path = REPO) -> str:
         """``ray job submit --no-wait`` with ``env`` in the job's runtime env; the job id."""
         job_id = f"symgrid-test-{secrets.token_hex(4)}"
         args = ["--address", self.job_address, "--submission-id", job_id, "--no-wait"]
-        args += ["--working-dir", str(REPO)]
+        args += ["--working-dir", str(working_dir)]
         if env:
             args += ["--runtime-env-json", json.dumps({"env_vars": env})]
         result = self.ray("job", "submit", *args, "--", *entrypoint)

@@ -210,6 +210,44 @@ def test_cpu_trials_submitted_as_a_job_run_on_both_nodes_at_once(cluster, tmp_pa
     print("cpu grid trials per node:", placement(trials, nodes))
 
 
+USER_NET = """
+from torch import nn
+
+
+class TwoLayer(nn.Module):
+    def __init__(self, num_inputs, num_outputs, width=8):
+        super().__init__()
+        self.hidden, self.out = nn.Linear(num_inputs, width), nn.Linear(width, num_outputs)
+
+    def forward(self, x):
+        return self.out(self.hidden(x).tanh())
+"""
+
+
+def test_a_user_network_shipped_with_working_dir_trains_on_the_worker_node(cluster, tmp_path):
+    """The README's way for a user's own network: ``--working-dir`` the folder with the module and
+    the spec (outside the repository); gpu 0.25 puts every trial on the worker node, which never
+    saw the folder but through Ray."""
+    folder = tmp_path / "user"
+    folder.mkdir()
+    (folder / "usernet.py").write_text(USER_NET)
+    spec = TINY.format(name="usernet", seeds="[0]", gpu=0.25, symbols=4096, cpu=1)
+    spec = yaml.safe_load(spec)
+    spec["base"]["model"] = {"name": "usernet:TwoLayer"}
+    spec["base"]["optimizer"] = {"name": "rmsprop", "lr": 0.01}
+    spec["axes"]["model.width"] = [4, 8]
+    (folder / "spec.yaml").write_text(yaml.safe_dump(spec))
+    out = tmp_path / "out"
+    command = run_command(Path("spec.yaml"), out, str(tmp_path / "storage"))
+    status, output = cluster.submit(*command, working_dir=folder)
+    assert status == "SUCCEEDED", f"{status}\n{output[-6000:]}\n{cluster.logs()}"
+    trials = pd.read_parquet(out / "trials.parquet").sort_values("trial_id")
+    check_every_trial_once(trials, 2)
+    assert set(trials.node_id) == {cluster.node_ids()["worker"]}
+    assert list(trials.network) == ["usernet:TwoLayer(width=4)", "usernet:TwoLayer(width=8)"]
+    assert list(trials.num_params) == [7 * 4 + 4, 7 * 8 + 4]  # (2w + w) + (4w + 4)
+
+
 def test_a_multi_node_cluster_without_storage_is_refused_before_anything_runs(cluster, tmp_path):
     assert len(cluster.alive_nodes()) == 2
     spec, out = write_spec(tmp_path, "nostorage", "[0]", gpu=0), tmp_path / "out"

@@ -72,7 +72,7 @@ def test_yaml_float_counts_are_accepted():
         ({"modulation": {"num_bits_per_symbol": 5}}, "num_bits_per_symbol: 5; allowed: 2, 4, 6, 8"),
         ({"model": {"dropout": 0.1}, "regularization": "dropout"}, "set dropout in one place"),
         ({"model": {"name": "baseline", "hidden": [8]}}, "model.hidden: baseline"),
-        ({"optimizer": {"name": "adam", "momentum": 0.9}}, "optimizer.momentum: only used by sgd"),
+        ({"optimizer": {"name": "adam", "momentum": 0.9}}, "momentum: not an argument of torch"),
         ({"model": {"hidden": []}}, "model.hidden: must not be empty"),
         ({"train": {"batch_size": 10, "symbols": 5}}, "train.batch_size: larger than"),
     ],

@@ -37,3 +37,17 @@ def test_the_quick_start_has_exactly_two_commands_and_ci_runs_the_same_tests():
     assert commands[1].endswith("python -m pytest")
     ci = (Path(__file__).parents[1] / ".ci" / "run").read_text()
     assert "\npython -m pytest\n" in ci and 'pip install -q -c constraints.txt -e ".[dev]"' in ci
+
+
+def test_the_readme_own_network_example_is_a_valid_grid(monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "examples"))
+    block = re.search(r"```yaml\n(name: own-net.*?)```", README, re.S).group(1)
+    trials = expand(parse_spec(load_yaml(block), source=block))
+    assert len(trials) == 3 * 2
+    assert trials[-1].config["model"] == {
+        "name": "nets.resmlp:ResMLP",
+        "dropout": 0.0,
+        "noise_input": False,
+        "depth": 1,
+        "width": 64,
+    }

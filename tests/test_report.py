@@ -102,7 +102,7 @@ def test_default_out_and_points_without_map_errors(run_folder, tmp_path):  # noq
     assert write_report([run]) == run / "report" / "index.html"
     page = (run / "report" / "index.html").read_text()
     assert "<th>points_no_map_errors</th>" in page[page.index('id="ranking"') :]
-    assert table_rows(page, "ranking")[0][3] == "1"
+    assert table_rows(page, "ranking")[0][4] == "1"  # rank, setting, network, seeds, points
 
 
 def test_partial_run_says_what_is_missing(run_folder, tmp_path):  # noqa: F811

@@ -7,7 +7,8 @@ below::
     train: {ebno_db: [-20, 20], symbols: 262144, fresh_each_epoch: false, val_symbols: 131072,
             batch_size: 4096, epochs: 20}
     model: {name: mlp, hidden: [64, 64], activation: relu, dropout: 0.0, noise_input: false}
-    optimizer: {name: adam, lr: 0.01}
+                                    # or {name: package.module:ClassName, <its arguments>}
+    optimizer: {name: adam, lr: 0.01}   # any torch.optim class, lower case, and its arguments
     loss: bce_logits                # a name, or {name: smooth_l1, beta: 0.5}
     scheduler: none                 # a name, or {name: step, step_size: 5, gamma: 0.5}
     regularization: none            # none, one setting, or a list of settings
@@ -17,23 +18,28 @@ below::
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
+from symgrid.trainables import network, optimizers
 from symgrid.trainables.constellation import SUPPORTED_BITS
-from symgrid.trainables.losses import LOSSES, SMOOTHABLE
+from symgrid.trainables.losses import LOSSES, SMOOTHABLE, head
 from symgrid.trainables.regularization import REGULARIZERS
 from symgrid.trainables.schedulers import SCHEDULERS
 from symgrid.trainables.schema import (
     ConfigError,
     Named,
     bounded,
+    check,
+    check_bounds,
     did_you_mean,
     join,
     parse,
     parse_named,
     to_plain,
+    type_hints,
 )
 
 
@@ -59,19 +65,23 @@ MAX_WIDTH = 65536  # a wider layer than this is a typo, not a detector
 
 @dataclass(frozen=True)
 class Model:
-    name: Literal["mlp", "baseline"] = "mlp"  # baseline: the notebook's 2 -> 8k -> k network
+    # mlp; baseline: the notebook's 2 -> 8k -> k network; or a user network "package.module:Class"
+    # (trainables.network), whose keyword arguments are the section's other keys (in kwargs)
+    name: str = "mlp"
     hidden: tuple[int, ...] = (64, 64)  # mlp hidden widths; baseline uses [8k]
     activation: Literal["relu", "tanh", "gelu", "silu", "leaky_relu"] = "relu"
     dropout: float = bounded(0.0, ge=0, lt=1)  # or regularization: dropout
     noise_input: bool = False  # feed log10(N0) as a third input
+    kwargs: tuple = ()  # a user network's keyword arguments: sorted (key, value) pairs
 
 
 @dataclass(frozen=True)
 class Optimizer:
-    name: Literal["sgd", "adam", "adamw"] = "adam"
+    name: str = "adam"  # any torch.optim class in lower case (trainables.optimizers)
     lr: float = bounded(0.01, gt=0)  # the notebook used sgd with 0.1
-    momentum: float = bounded(0.0, ge=0, lt=1)  # sgd only
-    nesterov: bool = False  # sgd only, needs momentum
+    momentum: float = bounded(0.0, ge=0, lt=1)  # sgd's (other optimizers': in kwargs)
+    nesterov: bool = False  # sgd's, needs momentum
+    kwargs: tuple = ()  # the optimizer's other keyword arguments: sorted (key, value) pairs
 
 
 @dataclass(frozen=True)
@@ -109,6 +119,49 @@ class TrialConfig:
 
 SECTIONS = {"modulation": Modulation, "train": Train, "model": Model, "optimizer": Optimizer}
 KEYS = (*SECTIONS, "loss", "scheduler", "regularization", "eval", "seed")
+# Sections whose other keys are keyword arguments (of the user network, of the optimizer).
+OPEN = {"model": ("name", "dropout", "noise_input"), "optimizer": ("name", "lr")}
+
+
+def parse_section(name: str, value: object, path: str):
+    """A config section; ``model`` and ``optimizer`` keep their other keys as keyword arguments
+    (a user network's; any optimizer's but sgd's momentum and nesterov, which are fields)."""
+    if name not in OPEN or value is None:
+        return parse(SECTIONS[name], value, path)
+    if not isinstance(value, Mapping):
+        raise ConfigError(path, f"expected a mapping, got {value!r}")
+    default = SECTIONS[name].name
+    chosen = value.get("name", default)
+    if not isinstance(chosen, str):
+        raise ConfigError(join(path, "name"), f"expected a name, got {chosen!r}")
+    if "kwargs" in value:
+        raise ConfigError(join(path, "kwargs"), "write the arguments as the section's own keys")
+    if name == "model" and chosen in network.BUILTIN_MODELS:
+        allowed = [f.name for f in dataclasses.fields(Model) if f.name != "kwargs"]
+        for key in value:
+            if key not in allowed:
+                raise ConfigError(join(path, key), f"unknown key; {did_you_mean(key, allowed)}")
+        return parse(SECTIONS[name], value, path)
+    # The class is found here, so that an axis value naming none is refused as that value.
+    (network if name == "model" else optimizers).resolve(chosen, join(path, "name"))
+    fields = (*OPEN[name], "momentum", "nesterov") if chosen == "sgd" else OPEN[name]
+    core = {k: v for k, v in value.items() if k in fields}
+    rest = {k: network.freeze(v, join(path, k)) for k, v in value.items() if k not in core}
+    return replace(parse(SECTIONS[name], core, path), kwargs=tuple(sorted(rest.items())))
+
+
+def check_leaf(head: str, leaf: str, value: object, path: str) -> object:
+    """One ``section.field`` value alone, typed; an open section's other keys are any plain data
+    (checked with the whole trial)."""
+    cls = SECTIONS.get(head) or Eval
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    if head in OPEN and (leaf not in fields or leaf == "kwargs"):
+        if leaf == "kwargs":
+            raise ConfigError(path, "write the arguments as the section's own keys")
+        return network.freeze(value, path)
+    typed = check(value, type_hints(cls)[leaf], path)
+    check_bounds(typed, fields[leaf].metadata, path)
+    return typed
 
 
 def parse_trial_config(raw: Mapping | None, path: str = "") -> TrialConfig:
@@ -120,7 +173,7 @@ def parse_trial_config(raw: Mapping | None, path: str = "") -> TrialConfig:
     for key in raw:
         if key not in KEYS:
             raise ConfigError(at(key), f"unknown key; {did_you_mean(key, KEYS)}")
-    sections = {k: parse(cls, raw.get(k), at(k)) for k, cls in SECTIONS.items()}
+    sections = {k: parse_section(k, raw.get(k), at(k)) for k in SECTIONS}
     cfg = TrialConfig(
         **sections,
         loss=parse_named(raw.get("loss", DEFAULT_LOSS), LOSSES, at("loss")),
@@ -179,13 +232,48 @@ def check_combinations(cfg: TrialConfig, raw: Mapping, path: str) -> None:
     model = raw.get("model") or {}
     if cfg.model.name == "baseline" and "hidden" in model:
         raise ConfigError(at("model.hidden"), "baseline has fixed width 8k; use name: mlp")
-    opt = raw.get("optimizer") or {}
-    if cfg.optimizer.name != "sgd":
-        for key in ("momentum", "nesterov"):
-            if key in opt:
-                raise ConfigError(at(f"optimizer.{key}"), "only used by sgd")
     if cfg.optimizer.nesterov and cfg.optimizer.momentum == 0:
         raise ConfigError(at("optimizer.nesterov"), "needs optimizer.momentum > 0")
+    check_model(cfg, path)
+    opt = cfg.optimizer
+    l2 = any(s.name == "l2" for s in cfg.regularization)
+    try:
+        optimizers.check(opt.name, opt.lr, optimizer_kwargs(cfg), l2)
+    except ConfigError as err:
+        raise ConfigError(at(err.path), str(err)[len(err.path) + 2 :]) from None
+
+
+def check_model(cfg: TrialConfig, path: str) -> None:
+    """A user network imported, built and run once on a few samples."""
+    if cfg.model.name in network.BUILTIN_MODELS:
+        return
+    try:
+        network_size(cfg)
+    except ConfigError as err:
+        raise ConfigError(join(path, err.path), str(err)[len(err.path) + 2 :]) from None
+
+
+def model_shape(cfg: TrialConfig) -> tuple[int, int]:
+    """The detector's inputs (2, or 3 with noise_input) and outputs (k, or 2^k: the loss's head)."""
+    k = cfg.modulation.num_bits_per_symbol
+    return 3 if cfg.model.noise_input else 2, k if head(cfg.loss) == "bit" else 2**k
+
+
+def dropout_p(cfg: TrialConfig) -> float:
+    return next((s.params.p for s in cfg.regularization if s.name == "dropout"), cfg.model.dropout)
+
+
+def network_size(cfg: TrialConfig) -> int:
+    """A user network's parameter count, from the checked build (cached)."""
+    return network.check(cfg.model.name, cfg.model.kwargs, *model_shape(cfg), dropout_p(cfg))
+
+
+def optimizer_kwargs(cfg: TrialConfig) -> dict:
+    """The optimizer's keyword arguments besides the parameter groups and lr."""
+    opt = cfg.optimizer
+    if opt.name == "sgd":
+        return {"momentum": opt.momentum, "nesterov": opt.nesterov, **dict(opt.kwargs)}
+    return dict(opt.kwargs)
 
 
 def hidden_widths(cfg: TrialConfig) -> tuple[int, ...]:
@@ -201,6 +289,10 @@ def config_to_dict(cfg: TrialConfig) -> dict:
     plain["regularization"] = plain["regularization"] or "none"
     if cfg.model.name == "baseline":
         del plain["model"]["hidden"]  # fixed by the modulation, see hidden_widths
+    if cfg.model.name not in network.BUILTIN_MODELS:
+        del plain["model"]["hidden"], plain["model"]["activation"]
     if cfg.optimizer.name != "sgd":
         del plain["optimizer"]["momentum"], plain["optimizer"]["nesterov"]
+    for section in OPEN:
+        plain[section].update(dict(plain[section].pop("kwargs")))
     return plain

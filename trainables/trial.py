@@ -13,9 +13,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import torch
+from symgrid.trainables import network, optimizers
 from symgrid.trainables import regularization as reg
 from symgrid.trainables.channel import Batch, features, seeded_generator, transmit
-from symgrid.trainables.config import TrialConfig, hidden_widths, parse_trial_config
+from symgrid.trainables.config import (
+    TrialConfig,
+    dropout_p,
+    hidden_widths,
+    model_shape,
+    optimizer_kwargs,
+    parse_trial_config,
+)
 from symgrid.trainables.constellation import bit_labels
 from symgrid.trainables.detector import Detector, bit_logits, num_parameters
 from symgrid.trainables.losses import PROBABILITY_LOSSES, head, make_loss
@@ -52,6 +60,8 @@ class Trainer:
             gen("dropout"),
         )
         self.model = self._build_model(gen("init")).to(self.device)
+        if cfg.model.name not in network.BUILTIN_MODELS:  # its dropout draws from torch's RNG
+            torch.manual_seed(int(torch.randint(2**62, (1,), generator=self.dropout_gen)))
         # A finite training set is drawn once and fixed by the seed; fresh symbols come per block.
         fresh = cfg.train.fresh_each_epoch
         self.train_set = None if fresh else self._draw(cfg.train.symbols, self.train_gen)
@@ -69,18 +79,20 @@ class Trainer:
         self.epoch, self.rows, self.stopped_early, self.train_seconds = 0, [], False, 0.0
         self.started_at = datetime.now(timezone.utc).isoformat()  # kept across restarts
 
-    def _build_model(self, init_gen: torch.Generator) -> Detector:
-        cfg, k = self.cfg, self.cfg.modulation.num_bits_per_symbol
-        outputs = k if self.head == "bit" else 2**k
-        dropout = self.knobs.dropout or cfg.model.dropout
+    def _build_model(self, init_gen: torch.Generator) -> torch.nn.Module:
+        cfg = self.cfg
+        inputs, outputs = model_shape(cfg)
+        dropout, model = dropout_p(cfg), cfg.model
         # nn.Linear initializes from the global RNG: seed it inside a fork so nothing leaks out.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(torch.randint(2**62, (1,), generator=init_gen)))
+            if model.name not in network.BUILTIN_MODELS:
+                return network.instantiate(model.name, model.kwargs, inputs, outputs, dropout)
             return Detector(
-                3 if cfg.model.noise_input else 2,
+                inputs,
                 hidden_widths(cfg),
                 outputs,
-                cfg.model.activation,
+                model.activation,
                 dropout,
                 self.dropout_gen,
             )
@@ -249,6 +261,7 @@ class Trainer:
             "schedule": self.schedule.state_dict(),
             "stopper": self.stopper.state_dict(),
             "generators": {k: g.get_state() for k, g in self.generators().items()},
+            "torch_rng": torch_rng_state(self.device),  # a user network's dropout masks
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -261,17 +274,27 @@ class Trainer:
         self.stopper.load_state_dict(state["stopper"])
         for name, gen in self.generators().items():
             gen.set_state(state["generators"][name])
+        if self.cfg.model.name not in network.BUILTIN_MODELS:
+            set_torch_rng_state(state["torch_rng"], self.device)
 
     def generators(self) -> dict[str, torch.Generator]:
         return {"train": self.train_gen, "shuffle": self.shuffle_gen, "dropout": self.dropout_gen}
 
 
+def torch_rng_state(device: torch.device) -> dict:
+    """torch's global random state (CPU, and the CUDA device's when the trial runs there)."""
+    cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+    return {"cpu": torch.get_rng_state(), "cuda": cuda}
+
+
+def set_torch_rng_state(state: dict, device: torch.device) -> None:
+    torch.set_rng_state(state["cpu"])
+    if device.type == "cuda" and state["cuda"] is not None:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
 def build_optimizer(cfg: TrialConfig, groups: list[dict]) -> torch.optim.Optimizer:
-    opt = cfg.optimizer
-    if opt.name == "sgd":
-        return torch.optim.SGD(groups, lr=opt.lr, momentum=opt.momentum, nesterov=opt.nesterov)
-    cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[opt.name]
-    return cls(groups, lr=opt.lr)
+    return optimizers.build(cfg.optimizer.name, groups, cfg.optimizer.lr, optimizer_kwargs(cfg))
 
 
 def run_trial(
@@ -345,4 +368,5 @@ def summarize(trainer: Trainer, status: str, started: datetime, ber: list[dict])
         "symbols_per_s": trained / trainer.train_seconds if trainer.train_seconds else None,
         "device": str(trainer.device),
         "num_params": num_parameters(trainer.model),
+        "network": network.describe(cfg.model.name, cfg.model.kwargs),
     }

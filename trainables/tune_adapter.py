@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 import ray
 import torch
 from ray import tune
+from symgrid.trainables import network
 from symgrid.trainables.checkpointing import CheckpointPolicy
 from symgrid.trainables.records import FINISHED, RecordStore, atomic, filesystem
 from symgrid.trainables.trial import Trainer, run_trial
@@ -47,6 +48,9 @@ class RunFiles:
     records: str  # root of the trial record folders (a RecordStore)
     checkpoint: CheckpointPolicy = field(default_factory=CheckpointPolicy)
     done: dict = field(default_factory=dict)  # trial_id -> status, finished before a resume
+    # Network classes passed as objects (a notebook's), by their config name; cloudpickled with
+    # the trainable, so the workers need not import them (trainables.network).
+    classes: dict = field(default_factory=dict)
 
 
 @functools.lru_cache(maxsize=4)
@@ -72,6 +76,7 @@ def trainable(config: dict, run: RunFiles) -> None:
     run : the run's plan, record store, checkpoint policy and finished trials
     """
     trial_id = config["trial"]
+    network.register_all(run.classes)  # before any config naming them is parsed
     store = record_store(run.records)
     status = run.done.get(trial_id) or store.status(trial_id)
     if status in FINISHED:  # Ray's saved state can lag behind the records after a killed driver
