@@ -4,7 +4,8 @@
 the ranking and the best-vs-runner-up test (``stats``), main effects, interactions and the
 conditional best levels (``effects``), the bias-variance table (``biasvar``) and, for a
 confirmation run, the screening-vs-confirmed table (``confirmation``). It writes
-``DIR/effects.parquet``, ``DIR/interactions.parquet`` and ``DIR/bias_variance.parquet``.
+``DIR/ranking.parquet``, ``DIR/effects.parquet``, ``DIR/interactions.parquet`` and
+``DIR/bias_variance.parquet``.
 Figures and pages read :class:`Statistics`; nothing here draws or renders.
 """
 
@@ -90,6 +91,7 @@ def analyze(run: Run, write: bool = True) -> Statistics:
 
 def write_statistics(out: Path, result: Statistics) -> None:
     meta = table_metadata(out)
+    write_parquet(result.ranking, out / "ranking.parquet", meta)  # the closing summary reads it
     write_parquet(result.effects, out / "effects.parquet", meta)
     write_parquet(result.interactions, out / "interactions.parquet", meta)
     write_parquet(result.biasvar, out / "bias_variance.parquet", meta)
