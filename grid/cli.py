@@ -13,12 +13,14 @@ import sys
 import time
 from pathlib import Path
 
+from symgrid.grid import fit, outdir
 from symgrid.grid.source import SpecError, preset_names
 from symgrid.grid.trial_command import cmd_trial
 from symgrid.trainables.schema import ConfigError
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130  # the shell's code for Ctrl-C; `symgrid resume DIR` finishes the run
+RAY_OPTIONS = ("address", "num_cpus", "num_gpus", "max_concurrent")  # resume may change these
 
 
 class Parser(argparse.ArgumentParser):
@@ -181,6 +183,14 @@ def cmd_confirm(args) -> int:
     return launch(args, spec, trials, out, "symgrid confirm", link)
 
 
+def refused(*refusals: str | None) -> bool:
+    """Print the first refusal (one line) and say whether there was one."""
+    first = next((r for r in refusals if r), None)
+    if first:
+        print(f"symgrid: error: {first}", file=sys.stderr)
+    return first is not None
+
+
 def starting(args) -> None:
     """The first line, printed before Ray is imported (which takes seconds)."""
     if args.address:
@@ -197,6 +207,9 @@ def launch(args, spec, trials, out: Path, default: str, extra: dict | None = Non
 
     if args.mlflow is not None:
         check_mlflow(args.mlflow, args.verbose)  # the extra and the server, before any folder
+    wanted = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
+    if refused(outdir.refusal(out.resolve(), args.overwrite), fit.before_start(wanted, vars(args))):
+        return EXIT_BAD_INPUT
     starting(args)
     from symgrid.grid.run import RunError, TablesError, run_grid  # Ray loads only now
     from symgrid.grid.tracking import tracking_callbacks
@@ -256,11 +269,14 @@ def cmd_resume(args) -> int:
     note_changed_spec(args.dir, info)
     if already_complete(args.dir, info):
         return 0
-    starting(args)
+    options = {k: getattr(args, k) for k in RAY_OPTIONS}
+    cluster = {**info.get("ray", {}), **{k: v for k, v in options.items() if v is not None}}
+    if refused(fit.before_start(info.get("resources", {"cpu": 0, "gpu": 0}), cluster)):
+        return EXIT_BAD_INPUT
+    starting(argparse.Namespace(**cluster))
     from symgrid.grid.resume import resume_grid
     from symgrid.grid.run import RunError, TablesError
 
-    options = {k: getattr(args, k) for k in ("address", "num_cpus", "num_gpus", "max_concurrent")}
     try:
         code = resume_grid(args.dir, options, verbose=args.verbose, started=args.started)
     except RunError as err:

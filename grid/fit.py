@@ -8,16 +8,11 @@ resource, what a trial asks and what the cluster has.
 
 from __future__ import annotations
 
+import os
+
 __all__ = ["before_start", "on_cluster", "cannot_fit"]
 
 RESOURCES = {"cpu": "CPU", "gpu": "GPU"}  # the spec's name -> Ray's name
-
-
-def local_cpus() -> int:
-    """The CPUs an embedded Ray would declare on this machine (cgroup limits included)."""
-    from ray._private.utils import get_num_cpus  # what ray.init uses without num_cpus
-
-    return int(get_num_cpus())
 
 
 def before_start(wanted: dict, ray_args: dict) -> str | None:
@@ -25,12 +20,14 @@ def before_start(wanted: dict, ray_args: dict) -> str | None:
 
     ``wanted``: the spec's resources (``gpu`` may be ``"auto"``, which always fits);
     ``ray_args``: ``address``, ``num_cpus``, ``num_gpus`` as given. A cluster (``address``) is
-    checked once joined (:func:`on_cluster`).
+    checked once joined (:func:`on_cluster`). No Ray here: this runs before Ray is imported.
     """
     if ray_args.get("address"):
         return None
     cpus = ray_args.get("num_cpus")
-    node = {"CPU": local_cpus() if cpus is None else cpus}
+    # Ray counts os.cpu_count() or a lower container quota: an upper bound, checked without Ray
+    # (which takes seconds to import); on_cluster checks Ray's own count once it is up.
+    node = {"CPU": os.cpu_count() if cpus is None else cpus}
     request = {"cpu": wanted["cpu"]}
     if ray_args.get("num_gpus") is not None and wanted["gpu"] != "auto":
         node["GPU"], request["gpu"] = ray_args["num_gpus"], wanted["gpu"]

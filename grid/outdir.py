@@ -14,10 +14,10 @@ import shutil
 import sys
 from pathlib import Path
 
-import pyarrow.fs as pafs
 from symgrid.grid.source import SpecError
 
 __all__ = [
+    "refusal",
     "holds_run",
     "never_started",
     "remove_run",
@@ -26,6 +26,16 @@ __all__ = [
     "note_changed_spec",
     "already_complete",
 ]
+
+
+def refusal(out: Path, overwrite: bool) -> str | None:
+    """Why a new run may not write into ``out``, or None (nothing is written here)."""
+    if not holds_run(out) or overwrite or never_started(out):
+        return None
+    return (
+        f"--out {out}: holds a run already; use `symgrid resume {out}`, --overwrite "
+        "(removes that run) or a new --out"
+    )
 
 
 def holds_run(out: Path) -> bool:
@@ -39,6 +49,7 @@ def never_started(out: Path) -> bool:
         places = [info["records"], info["experiment_path"]]
     except (OSError, ValueError, KeyError, TypeError):
         return False  # unreadable: not ours to judge, so not ours to remove
+    import pyarrow.fs as pafs
     from symgrid.trainables.records import filesystem
 
     for uri in places:
@@ -56,6 +67,7 @@ def remove_run(out: Path) -> None:
     except (OSError, ValueError, AttributeError):  # damaged: the folder goes all the same
         experiment = ""
     if experiment and not Path(experiment).is_relative_to(out):
+        import pyarrow.fs as pafs
         from symgrid.trainables.records import filesystem
 
         fs, path = filesystem(experiment)

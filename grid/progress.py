@@ -91,7 +91,7 @@ class Progress(tune.Callback):
         if running == 0 and waiting > 0 and idle >= WAITING_NOTE_S:
             text += f", {waiting} waiting {mmss(idle)} for resources (`ray status` says which)"
         finished_here = done - (self.counted_at_start or 0)
-        if finished_here > 0:
+        if finished_here > 0 and done + failed < self.total:
             text += f", ETA {mmss(elapsed / finished_here * (self.total - done - failed))}"
         return text
 

@@ -23,8 +23,6 @@ from symgrid.trainables.tune_adapter import RunFiles, last_line, read_plan, trai
 
 __all__ = ["resume_grid", "read_run_json"]
 
-RAY_OPTIONS = ("address", "num_cpus", "num_gpus", "max_concurrent")  # what a resume may change
-
 
 def resume_grid(
     out: Path, ray_options: dict | None = None, *, verbose: bool = False, started=None
@@ -40,7 +38,7 @@ def resume_grid(
     """
     out = out.resolve()
     info = read_run_json(out)
-    given = {k: v for k, v in (ray_options or {}).items() if k in RAY_OPTIONS and v is not None}
+    given = {k: v for k, v in (ray_options or {}).items() if v is not None}
     cfg = {**info["ray"], **given}
     info["ray"] = cfg
     store = RecordStore(info["records"])
@@ -70,8 +68,11 @@ def restored_tuner(info: dict, files: RunFiles, verbose: bool, started) -> tune.
         restart_errored=True,
     )
     # Tune restores its TuneConfig and RunConfig as saved; the limit and the progress line's
-    # clock are this session's (Tune has no public way to change them on restore).
+    # clock are this session's (Tune has no public way to change them on restore; through Ray
+    # Client, ray://, the tuner is remote and keeps the saved ones).
     internal = tuner._local_tuner
+    if internal is None:
+        return tuner
     limit = info["ray"].get("max_concurrent")
     internal._tune_config = replace(internal._tune_config, max_concurrent_trials=limit)
     callbacks = internal._run_config.callbacks or []

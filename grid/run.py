@@ -31,8 +31,8 @@ from pathlib import Path
 import pandas as pd
 import ray
 from ray import tune
-from symgrid.grid import fit
-from symgrid.grid.outdir import holds_run, never_started, remove_run
+from symgrid.grid import fit, outdir
+from symgrid.grid.outdir import holds_run, remove_run
 from symgrid.grid.progress import Progress
 from symgrid.grid.spec import Spec, TrialSpec, resolved_yaml, spec_hash
 from symgrid.grid.storage import unshared_storage
@@ -58,20 +58,6 @@ INTERRUPTED = 130  # exit code of a run stopped before every trial ended (as for
 
 class RunError(RuntimeError):
     """A run that cannot start (one line, shown to the user with exit code 2)."""
-
-
-def check_out(out: Path, overwrite: bool) -> bool:
-    """Refuse ``out`` when it holds a run to keep (``grid.outdir``); nothing is written here.
-
-    Returns whether an earlier run in ``out`` is to be removed before this one writes."""
-    if not holds_run(out):
-        return False
-    if overwrite or never_started(out):
-        return True
-    raise RunError(
-        f"--out {out}: holds a run already; use `symgrid resume {out}`, --overwrite "
-        "(removes that run) or a new --out"
-    )
 
 
 def prepare_out(out: Path, trials: int) -> None:
@@ -150,11 +136,10 @@ def run_grid(
     ``started``: ``time.monotonic()`` when the command started (the progress line's clock).
     """
     out = out.resolve()
-    replace = check_out(out, overwrite)
     ray_args = {"address": address, "num_cpus": num_cpus, "num_gpus": num_gpus}
     ray_args["max_concurrent"] = max_concurrent
-    wanted = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
-    refuse(fit.before_start(wanted, ray_args))
+    refuse(before_start(spec, out, overwrite, ray_args))
+    replace = holds_run(out)  # an earlier run that may go (--overwrite, or none started)
     with ray_session(address, num_cpus, num_gpus, verbose):
         refuse(unshared_storage(address, storage, sum(n["Alive"] for n in ray.nodes())))
         # Resolved once (gpu: auto) and kept in run.json: a resume reuses them instead of
@@ -234,6 +219,12 @@ def new_tuner(
             verbose=1 if verbose else 0,
         ),
     )
+
+
+def before_start(spec: Spec, out: Path, overwrite: bool, ray_args: dict) -> str | None:
+    """Why a run cannot start, from what is known before Ray starts (no Ray imported)."""
+    wanted = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
+    return outdir.refusal(out, overwrite) or fit.before_start(wanted, ray_args)
 
 
 def refuse(refusal: str | None) -> None:

@@ -1,12 +1,17 @@
 """The symgrid command: one-line errors with exit code 2 and nothing written; the trial command."""
 
+import json
+import os
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from symgrid.grid.cli import main
+from symgrid.grid.fit import cannot_fit
 from symgrid.trainables.records import BER_COLUMNS, EPOCH_COLUMNS
 
 BAD_SPECS = sorted((Path(__file__).parent / "bad_specs").glob("*.yaml"))
@@ -53,6 +58,20 @@ def test_bad_arguments_are_one_line(capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--num-cpus" in err
 
+
+# Two trials: sgd at lr 1e6 diverges in its first epoch (NaN loss, trainables.trial), 0.05 learns.
+DIVERGE = """
+name: div
+description: a tiny grid with one diverging trial
+base:
+  train: {ebno_db: [0, 10], symbols: 4096, val_symbols: 2048, batch_size: 512, epochs: 2}
+  model: {hidden: [8]}
+  optimizer: {name: sgd, lr: 0.01}
+  eval: {ebno_db: [4], min_errors: 20, max_bits: 2.0e4, biasvar_symbols: 64}
+axes:
+  optimizer.lr: [0.05, 1.0e+6]
+resources: {cpu: 1, gpu: 0}
+"""
 
 TRIAL = """
 train: {ebno_db: [0, 10], symbols: 4096, val_symbols: 2048, batch_size: 512, epochs: 2}
@@ -106,3 +125,87 @@ def test_confirm_counts_must_be_positive(option, tmp_path, capsys):
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and option in err and "not an integer ≥ 1" in err
+
+
+# --- issue 19: Ray options, impossible resources, iteration -------------------------------------
+
+
+@pytest.mark.parametrize(
+    "option, value, allowed",
+    [
+        ("--num-cpus", "0", "not an integer ≥ 1"),
+        ("--num-cpus", "-1", "not an integer ≥ 1"),
+        ("--num-gpus", "-1", "not an integer ≥ 0"),
+        ("--max-concurrent", "0", "not an integer ≥ 1"),
+        ("--address", "localhost", "not auto, ray://HOST:PORT or HOST:PORT"),
+    ],
+)
+@pytest.mark.parametrize("command", ["run", "resume"])
+def test_ray_options_are_checked_by_the_parser(command, option, value, allowed, tmp_path, capsys):
+    out = tmp_path / "out"
+    target = ["quick", "--out", str(out)] if command == "run" else [str(out)]
+    started = time.monotonic()
+    with pytest.raises(SystemExit) as info:
+        main([command, *target, option, value])
+    assert info.value.code == 2 and time.monotonic() - started < 5
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and option in err and value in err and allowed in err, err
+    assert not out.exists()
+
+
+def test_a_trial_bigger_than_the_machine_is_refused_before_ray_starts(tmp_path, capsys):
+    spec = tmp_path / "big.yaml"
+    spec.write_text(DIVERGE.replace("cpu: 1", "cpu: 64"))
+    out = tmp_path / "out"
+    started = time.monotonic()
+    assert main(["run", str(spec), "--out", str(out)]) == 2
+    assert time.monotonic() - started < 30  # the spec's validation only: Ray never starts
+    err = one_line_error(capsys)
+    assert "resources.cpu: a trial asks 64 CPU" in err and f"has {os.cpu_count()}" in err
+    assert not out.exists()
+    assert main(["run", str(spec), "--num-cpus", "2", "--out", str(out)]) == 2
+    assert "the embedded Ray has 2" in one_line_error(capsys) and not out.exists()
+
+
+def test_a_gpu_trial_without_a_gpu_is_refused_before_ray_starts(tmp_path, capsys):
+    spec = tmp_path / "gpu.yaml"
+    spec.write_text(DIVERGE.replace("gpu: 0", "gpu: 1"))
+    assert main(["run", str(spec), "--num-gpus", "0", "--out", str(tmp_path / "out")]) == 2
+    assert "resources.gpu: a trial asks 1 GPU, the embedded Ray has 0" in one_line_error(capsys)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_trial_fits_a_node_or_a_node_type_the_autoscaler_may_add():
+    two_cpu, gpu_node = {"CPU": 2.0}, {"CPU": 1.0, "GPU": 1.0}
+    assert cannot_fit({"cpu": 1, "gpu": 0}, [two_cpu], [], "c", "h") is None
+    assert cannot_fit({"cpu": 1, "gpu": 1}, [two_cpu], [gpu_node], "c", "h") is None  # autoscaler
+    where = "the cluster at auto"
+    refusal = cannot_fit({"cpu": 1, "gpu": 0.25}, [two_cpu, two_cpu], [], where, "h")
+    assert refusal.startswith("resources.gpu: a trial asks 0.25 GPU, the cluster at auto has 0")
+    # each resource exists, but never both on one node: a trial is placed on one node
+    refusal = cannot_fit({"cpu": 2, "gpu": 1}, [two_cpu, gpu_node], [], "the cluster", "h")
+    assert refusal.startswith("resources: a trial asks") and "no node of the cluster" in refusal
+
+
+def test_trial_refuses_a_folder_with_a_result_and_overwrite_replaces_it(tmp_path, capsys):
+    config, out = tmp_path / "trial.yaml", tmp_path / "out"
+    config.write_text(TRIAL)
+    assert main(["trial", str(config), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    record = json.loads((out / "trial.json").read_text())
+    shown = re.search(r"ber_ratio_map: (\S+) ", printed).group(1)
+    assert shown == f"{record['ber_ratio_map']:.3f}" and len(repr(record["ber_ratio_map"])) > 8
+    before = (out / "trial.json").read_text()
+    assert main(["trial", str(config), "--out", str(out)]) == 2
+    assert "holds a result already (trial.json); use --overwrite" in one_line_error(capsys)
+    assert (out / "trial.json").read_text() == before
+    (out / "notes.txt").write_text("from the old trial")
+    assert main(["trial", str(config), "--out", str(out), "--overwrite"]) == 0
+    assert not (out / "notes.txt").exists() and (out / "trial.json").exists()
+
+
+def test_report_of_several_runs_needs_out_as_the_readme_says(tmp_path, capsys):
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    assert "`symgrid report DIR1 DIR2 ... --out REPORT_DIR`" in readme
+    assert main(["report", str(tmp_path / "a"), str(tmp_path / "b")]) == 2
+    assert "several run folders need --out" in one_line_error(capsys)
