@@ -43,19 +43,22 @@ def holds_run(out: Path) -> bool:
 
 
 def never_started(out: Path) -> bool:
-    """Whether no trial of the run in ``out`` ever started: no record, no trial folder of Ray's."""
+    """Whether no trial of the run in ``out`` ever started: no record, and none of Ray's trial
+    folders holds a file (Tune makes an empty folder for each trial waiting for resources)."""
+    import pyarrow.fs as pafs
+    from symgrid.trainables.records import filesystem
+
     try:
         info = json.loads((out / "run.json").read_text())
         places = [info["records"], info["experiment_path"]]
     except (OSError, ValueError, KeyError, TypeError):
         return False  # unreadable: not ours to judge, so not ours to remove
-    import pyarrow.fs as pafs
-    from symgrid.trainables.records import filesystem
-
     for uri in places:
         fs, path = filesystem(uri)
-        entries = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
-        if any(e.type == pafs.FileType.Directory for e in entries):
+        entries = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True, recursive=True))
+        base = path.rstrip("/") + "/"
+        inside = [e.path.removeprefix(base) for e in entries if e.type == pafs.FileType.File]
+        if any("/" in name for name in inside):  # a file in a trial's folder: it started
             return False
     return True
 

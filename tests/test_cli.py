@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from symgrid.grid import outdir
 from symgrid.grid.cli import main
 from symgrid.grid.fit import cannot_fit
 from symgrid.trainables.records import BER_COLUMNS, EPOCH_COLUMNS
@@ -209,3 +211,108 @@ def test_report_of_several_runs_needs_out_as_the_readme_says(tmp_path, capsys):
     assert "`symgrid report DIR1 DIR2 ... --out REPORT_DIR`" in readme
     assert main(["report", str(tmp_path / "a"), str(tmp_path / "b")]) == 2
     assert "several run folders need --out" in one_line_error(capsys)
+
+
+# --- a real run on an embedded Ray, its stderr as a log file sees it (not a terminal) ---------
+
+
+def symgrid(*args, timeout=300) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "symgrid", *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def diverged_run(tmp_path_factory):
+    """A finished two-trial run in which one trial diverged: (folder, spec file, stderr)."""
+    root = tmp_path_factory.mktemp("div")
+    spec, out = root / "div.yaml", root / "div"
+    spec.write_text(DIVERGE)
+    result = symgrid("run", spec, "--out", out, "--num-cpus", "2")
+    assert result.returncode == 0, result.stderr
+    return out, spec, result.stderr
+
+
+def test_a_run_ends_with_its_answer_and_counts_diverged_trials(diverged_run):
+    out, _, err = diverged_run
+    lines = err.splitlines()
+    assert lines[0] == "starting Ray (2 CPUs, GPUs as detected)…"
+    assert "\r" not in err and "\x1b" not in err  # a log file: plain lines only
+    assert any(
+        line.startswith("[div] 2/2 done (1 diverged), 0 running, 0 failed") for line in lines
+    )
+    best = pd.read_parquet(out / "ranking.parquet").iloc[0]
+    assert lines[-4:] == [
+        "[div] trials: 1 completed, 1 diverged, 0 failed",
+        "[div] best setting: optimizer.lr=0.05",
+        f"[div]   BER ratio to MAP {best.ber_ratio_map:.3f}, 95 % interval {best.ci_low:.3f} to "
+        f"{best.ci_high:.3f} ({best.interval}; 1 = optimal)",
+        f"[div] report: {out / 'report' / 'index.html'}",
+    ]
+    assert (out / "report" / "index.html").exists()
+
+
+def test_a_folder_holding_a_run_is_refused_and_overwrite_is_offered(diverged_run, capsys):
+    out, spec, _ = diverged_run
+    assert main(["run", str(spec), "--out", str(out)]) == 2
+    err = one_line_error(capsys)
+    assert "holds a run already" in err and "--overwrite" in err and "symgrid resume" in err
+
+
+def test_resume_of_a_complete_run_says_so_and_names_a_changed_spec(diverged_run, capsys):
+    out, spec, _ = diverged_run
+    original = spec.read_text()
+    spec.write_text(original.replace("epochs: 2", "epochs: 3"))
+    try:
+        assert main(["resume", str(out)]) == 0
+    finally:
+        spec.write_text(original)
+    note, done = capsys.readouterr().err.splitlines()
+    assert note.startswith(f"symgrid: note: {spec} changed since this run started")
+    assert "stored spec" in note
+    assert done.startswith(f"symgrid: {out}: already complete (2/2 trials have results)")
+
+
+def copy_run(out: Path, to: Path) -> Path:
+    """A copy of a run folder whose run.json points at the copy's own files."""
+    shutil.copytree(out, to)
+    text = (to / "run.json").read_text().replace(str(out), str(to))
+    (to / "run.json").write_text(text)
+    return to
+
+
+def test_resume_goes_on_with_other_ray_options(diverged_run, tmp_path, capsys):
+    out, _, _ = diverged_run
+    run = copy_run(out, tmp_path / "run")
+    kept = (run / "trials" / "t0001" / "trial.json").read_text()
+    shutil.rmtree(run / "trials" / "t0000")  # as if stopped before t0000 ended and Ray saved
+    shutil.rmtree(run / "ray")
+    info = json.loads((run / "run.json").read_text())
+    info["ray"]["num_cpus"] = 0  # a run started with options that can never run a trial
+    (run / "run.json").write_text(json.dumps(info))
+    assert main(["resume", str(run)]) == 2
+    assert "resources.cpu: a trial asks 1 CPU, the embedded Ray has 0" in one_line_error(capsys)
+    result = symgrid("resume", run, "--num-cpus", "2", "--max-concurrent", "1", "--no-report")
+    assert result.returncode == 0, result.stderr
+    assert json.loads((run / "run.json").read_text())["ray"]["num_cpus"] == 2
+    assert json.loads((run / "run.json").read_text())["ray"]["max_concurrent"] == 1
+    trials = pd.read_parquet(run / "trials.parquet").set_index("trial_id")
+    assert dict(trials.status) == {"t0000": "completed", "t0001": "diverged"}
+    assert (run / "trials" / "t0001" / "trial.json").read_text() == kept  # not run again
+    assert "[run] trials: 1 completed, 1 diverged, 0 failed" in result.stderr
+
+
+def test_a_run_in_which_no_trial_started_may_be_replaced(diverged_run, tmp_path):
+    out, _, _ = diverged_run
+    assert outdir.refusal(out, overwrite=False).endswith(
+        "--overwrite (removes that run) or a new --out"
+    )
+    assert outdir.refusal(out, overwrite=True) is None
+    run = copy_run(out, tmp_path / "run")
+    shutil.rmtree(run / "trials")
+    assert outdir.refusal(run, overwrite=False)  # Ray's trial folders show that trials started
+    for trial in (run / "ray").glob("t0*"):
+        shutil.rmtree(trial)
+        trial.mkdir()  # as Tune leaves a trial that waited for resources and never started
+    assert outdir.refusal(run, overwrite=False) is None
+    outdir.remove_run(run)
+    assert not run.exists() and out.exists()
