@@ -203,9 +203,9 @@ def starting(args) -> None:
 
 def launch(args, spec, trials, out: Path, default: str, extra: dict | None = None) -> int:
     """Run the trials on Ray (``run`` and ``confirm``), then the report and the closing lines."""
-    from symgrid.grid.tracking import check_mlflow
-
     if args.mlflow is not None:
+        from symgrid.grid.tracking import check_mlflow  # imports Ray: only when asked for
+
         check_mlflow(args.mlflow, args.verbose)  # the extra and the server, before any folder
     wanted = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
     if refused(outdir.refusal(out.resolve(), args.overwrite), fit.before_start(wanted, vars(args))):

@@ -12,8 +12,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from symgrid.grid import outdir
-from symgrid.grid.cli import main
+from symgrid.grid.cli import build_parser, main
 from symgrid.grid.fit import cannot_fit
+from symgrid.grid.progress import Progress
 from symgrid.trainables.records import BER_COLUMNS, EPOCH_COLUMNS
 
 BAD_SPECS = sorted((Path(__file__).parent / "bad_specs").glob("*.yaml"))
@@ -316,3 +317,32 @@ def test_a_run_in_which_no_trial_started_may_be_replaced(diverged_run, tmp_path)
     assert outdir.refusal(run, overwrite=False) is None
     outdir.remove_run(run)
     assert not run.exists() and out.exists()
+
+
+def test_the_readme_commands_table_and_the_parser_agree():
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    section = readme.split("## Commands", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `symgrid (\w+)([^|]*)", section, re.M)
+    subparsers = build_parser()._subparsers._group_actions[0].choices
+    for command, usage in rows:
+        options = set(subparsers[command]._option_string_actions)
+        written = set(re.findall(r"--[a-z-]+", usage.split("`")[0]))
+        assert written <= options, (command, written - options)
+        if "and run's Ray" not in usage:  # confirm's row refers to run's options
+            assert options - {"-h", "--help"} <= written, (command, options - written)
+    assert {c for c, _ in rows} == set(subparsers)
+
+
+def test_progress_counts_diverged_trials_and_says_how_long_trials_wait(capsys):
+    progress = Progress("grid", 5, verbose=False, started=time.monotonic() - 75)
+    progress.done, progress.diverged, progress.failed = 2, 1, 1
+    progress.idle_since = time.monotonic() - 20  # no trial running for 20 s
+    line = progress.line(2, 1, 0, 1)
+    assert line.startswith("[grid] 2/5 done (1 diverged), 0 running, 1 failed, 1m15s elapsed")
+    assert "2 waiting 0m20s for resources" in line
+    assert "waiting" not in progress.line(2, 1, 1, 1)  # a trial runs: nothing waits for long
+    for _ in range(100):  # a log file: one line, not one per control-loop step
+        progress.show(final=False)
+    progress.show(final=True)  # the final counts once more only when they changed
+    printed = capsys.readouterr().err
+    assert printed.count("\n") == 1 and "\r" not in printed and "  \n" not in printed
