@@ -270,7 +270,8 @@ def cmd_resume(args) -> int:
     if already_complete(args.dir, info):
         return 0
     options = {k: getattr(args, k) for k in RAY_OPTIONS}
-    cluster = {**info.get("ray", {}), **{k: v for k, v in options.items() if v is not None}}
+    given = {k: v for k, v in options.items() if v is not None}
+    cluster = {**dict.fromkeys(RAY_OPTIONS), **(info.get("ray") or {}), **given}
     if refused(fit.before_start(info.get("resources", {"cpu": 0, "gpu": 0}), cluster)):
         return EXIT_BAD_INPUT
     starting(argparse.Namespace(**cluster))

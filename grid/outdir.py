@@ -118,6 +118,8 @@ def already_complete(folder: Path, info: dict) -> bool:
     """Say so when every trial of the run has its final record (nothing to resume)."""
     from symgrid.trainables.records import RecordStore
 
+    if not {"records", "trials"} <= info.keys():
+        return False  # a damaged run.json: resume says what is wrong with it
     done = len(RecordStore(info["records"]).finished())
     if done < info["trials"]:
         return False
