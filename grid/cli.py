@@ -207,8 +207,12 @@ def launch(args, spec, trials, out: Path, default: str, extra: dict | None = Non
         from symgrid.grid.tracking import check_mlflow  # imports Ray: only when asked for
 
         check_mlflow(args.mlflow, args.verbose)  # the extra and the server, before any folder
-    wanted = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
-    if refused(outdir.refusal(out.resolve(), args.overwrite), fit.before_start(wanted, vars(args))):
+    wanted, where = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}, out.resolve()
+    if refused(
+        outdir.refusal(where, args.overwrite),
+        outdir.no_room(where, len(trials)),
+        fit.before_start(wanted, vars(args)),
+    ):
         return EXIT_BAD_INPUT
     starting(args)
     from symgrid.grid.run import RunError, TablesError, run_grid  # Ray loads only now

@@ -12,12 +12,19 @@ import hashlib
 import json
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from symgrid.grid.source import SpecError
 
+# A disk that fills mid-run fails trials one by one; refuse a folder that is clearly too small.
+# Measured: a tiny trial leaves about 170 KiB (Ray's trial folder, two checkpoints, its records).
+BYTES_PER_TRIAL = 256 * 2**10
+MIN_FREE_BYTES = 16 * 2**20  # spec, run.json, Ray's experiment state, the tables and the report
+
 __all__ = [
     "refusal",
+    "no_room",
     "holds_run",
     "never_started",
     "remove_run",
@@ -35,6 +42,27 @@ def refusal(out: Path, overwrite: bool) -> str | None:
     return (
         f"--out {out}: holds a run already; use `symgrid resume {out}`, --overwrite "
         "(removes that run) or a new --out"
+    )
+
+
+def no_room(out: Path, trials: int) -> str | None:
+    """Why ``out`` cannot take a run of ``trials`` trials (not writable, too little free space),
+    or None; checked in the nearest folder that exists, so nothing is created here."""
+    parent = next((p for p in (out, *out.parents) if p.exists()), Path("."))
+    try:
+        if not parent.is_dir():
+            raise NotADirectoryError(20, "Not a directory", str(parent))
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+        free = shutil.disk_usage(parent).free
+    except OSError as err:
+        return f"--out {out}: cannot write there ({err.strerror or err})"
+    need = MIN_FREE_BYTES + trials * BYTES_PER_TRIAL
+    if free >= need:
+        return None
+    return (
+        f"--out {out}: only {free / 2**20:.1f} MiB free; {trials} trials need about "
+        f"{need / 2**20:.0f} MiB (checkpoints and records); free space or choose another --out"
     )
 
 
@@ -99,7 +127,7 @@ def run_json(folder: Path) -> dict | None:
     try:
         return json.loads(path.read_text())
     except ValueError as err:
-        raise SpecError(str(path), f"not readable JSON ({err})") from None
+        raise SpecError(str(path), f"unreadable ({err}); cannot resume") from None
 
 
 def note_changed_spec(folder: Path, info: dict) -> None:

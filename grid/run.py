@@ -32,7 +32,7 @@ import pandas as pd
 import ray
 from ray import tune
 from symgrid.grid import fit, outdir
-from symgrid.grid.outdir import holds_run, remove_run
+from symgrid.grid.outdir import BYTES_PER_TRIAL, MIN_FREE_BYTES, holds_run, remove_run
 from symgrid.grid.progress import Progress
 from symgrid.grid.spec import Spec, TrialSpec, resolved_yaml, spec_hash
 from symgrid.grid.storage import unshared_storage
@@ -49,10 +49,6 @@ from symgrid.trainables.tune_adapter import RunFiles, last_line, read_plan, trai
 
 EXPERIMENT = "ray"  # Ray's experiment folder in DIR when Ray's storage is DIR itself
 AUTO_GPU_FRACTION = 0.25  # four trials share a GPU when the cluster has one
-# A disk that fills mid-run fails trials one by one; refuse a folder that is clearly too small.
-# Measured: a tiny trial leaves about 170 KiB (Ray's trial folder, two checkpoints, its records).
-BYTES_PER_TRIAL = 256 * 2**10
-MIN_FREE_BYTES = 16 * 2**20  # spec, run.json, Ray's experiment state, the tables and the report
 INTERRUPTED = 130  # exit code of a run stopped before every trial ended (as for Ctrl-C)
 
 
@@ -138,7 +134,7 @@ def run_grid(
     out = out.resolve()
     ray_args = {"address": address, "num_cpus": num_cpus, "num_gpus": num_gpus}
     ray_args["max_concurrent"] = max_concurrent
-    refuse(before_start(spec, out, overwrite, ray_args))
+    refuse(before_start(spec, len(trials), out, overwrite, ray_args))
     replace = holds_run(out)  # an earlier run that may go (--overwrite, or none started)
     with ray_session(address, num_cpus, num_gpus, verbose):
         refuse(unshared_storage(address, storage, sum(n["Alive"] for n in ray.nodes())))
@@ -221,10 +217,11 @@ def new_tuner(
     )
 
 
-def before_start(spec: Spec, out: Path, overwrite: bool, ray_args: dict) -> str | None:
+def before_start(spec: Spec, trials: int, out: Path, overwrite: bool, ray_args: dict) -> str | None:
     """Why a run cannot start, from what is known before Ray starts (no Ray imported)."""
     wanted = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
-    return outdir.refusal(out, overwrite) or fit.before_start(wanted, ray_args)
+    refusal = outdir.refusal(out, overwrite) or outdir.no_room(out, trials)
+    return refusal or fit.before_start(wanted, ray_args)
 
 
 def refuse(refusal: str | None) -> None:
