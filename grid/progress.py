@@ -1,7 +1,10 @@
-"""The one live progress line of ``symgrid run``: trials done/total, running, failed, and an ETA.
+"""The live progress of ``symgrid run``: trials done (diverged among them), running, failed, ETA.
 
 Kept by counting Tune's trial events, so each step of Tune's control loop costs O(1) however many
-trials the grid has (listing every trial's state on every step is O(N) per step).
+trials the grid has (listing every trial's state on every step is O(N) per step). A terminal gets
+one line redrawn in place; a log file (stderr not a TTY) gets plain lines, at most one every
+:data:`LOG_EVERY_S` and one at least every :data:`LOG_QUIET_S` while nothing changes, and no
+escape or carriage-return characters.
 """
 
 from __future__ import annotations
@@ -11,58 +14,95 @@ import time
 
 from ray import tune
 
+__all__ = ["Progress", "mmss"]
+
 REFRESH_S = 1.0  # a terminal line is redrawn at most once a second
+LOG_EVERY_S = 10.0  # a log file gets at most one line per 10 s (a 4,050-trial grid: ~hundreds)
+LOG_QUIET_S = 60.0  # and one a minute while nothing changes, so a stalled run shows its clock
+WAITING_NOTE_S = 10.0  # no trial running for this long: say how many wait for resources
 
 
 class Progress(tune.Callback):
-    """Trials done/total, running, failed and an ETA on one line (Ray's table when verbose)."""
+    """Trials done/total (diverged), running, failed and an ETA (Ray's table when verbose).
 
-    def __init__(self, name: str, total: int, verbose: bool):
+    ``started``: ``time.monotonic()`` when the command started, so the clock counts Ray's start
+    too; default now.
+    """
+
+    def __init__(self, name: str, total: int, verbose: bool, started: float | None = None):
         self.name, self.total, self.verbose = name, total, verbose
-        self.started, self.shown, self.drawn = time.monotonic(), None, 0.0
-        self.done = self.failed = self.counted_at_start = None
+        self.started = time.monotonic() if started is None else started
+        self.shown, self.drawn, self.idle_since = None, 0.0, time.monotonic()
+        self.done = self.diverged = self.failed = self.counted_at_start = None
         self.running: set[str] = set()
 
     def on_step_end(self, iteration, trials, **info):
         if self.verbose:
             return
         if self.done is None:  # once: what a resumed run had finished before
-            self.done = sum(t.status == "TERMINATED" for t in trials)
+            ended = [t for t in trials if t.status == "TERMINATED"]
+            self.done = len(ended)
+            self.diverged = sum(diverged(t) for t in ended)
             self.failed = sum(t.status == "ERROR" for t in trials)
             self.counted_at_start = self.done
-        counts = (self.done, len(self.running), self.failed)
-        tty = sys.stderr.isatty()
-        if counts == self.shown or (tty and time.monotonic() - self.drawn < REFRESH_S):
-            return  # a log file gets a line per change; a terminal a redraw per second
-        self.shown, self.drawn = counts, time.monotonic()
-        print(self.line(*counts).ljust(80), end="\r" if tty else "\n", file=sys.stderr, flush=True)
+        self.show(final=False)
+
+    def show(self, final: bool) -> None:
+        counts = (self.done or 0, self.diverged or 0, len(self.running), self.failed or 0)
+        since = time.monotonic() - self.drawn
+        if sys.stderr.isatty():
+            if final or since >= REFRESH_S:
+                end = "\n" if final else "\r"
+                print(self.line(*counts).ljust(80), end=end, file=sys.stderr, flush=True)
+                self.drawn = time.monotonic()
+            return
+        changed = counts != self.shown
+        if final and changed or since >= (LOG_EVERY_S if changed else LOG_QUIET_S):
+            print(self.line(*counts), file=sys.stderr, flush=True)
+            self.shown, self.drawn = counts, time.monotonic()
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self.running.add(trial.trial_id)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self.running.discard(trial.trial_id)
+        self.ended(trial)
         self.done = (self.done or 0) + 1
+        self.diverged = (self.diverged or 0) + diverged(trial)
 
     def on_trial_recover(self, iteration, trials, trial, **info):
-        self.running.discard(trial.trial_id)
+        self.ended(trial)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self.running.discard(trial.trial_id)
+        self.ended(trial)
         self.failed = (self.failed or 0) + 1
 
-    def line(self, done: int, running: int, failed: int) -> str:
+    def ended(self, trial) -> None:
+        self.running.discard(trial.trial_id)
+        if not self.running:
+            self.idle_since = time.monotonic()
+
+    def line(self, done: int, diverged: int, running: int, failed: int) -> str:
         elapsed = time.monotonic() - self.started
-        text = f"[{self.name}] {done}/{self.total} done, {running} running, {failed} failed"
-        text += f", {mmss(elapsed)} elapsed"
+        text = f"[{self.name}] {done}/{self.total} done"
+        text += f" ({diverged} diverged)" if diverged else ""
+        text += f", {running} running, {failed} failed, {mmss(elapsed)} elapsed"
+        waiting = self.total - done - failed - running
+        idle = time.monotonic() - self.idle_since
+        if running == 0 and waiting > 0 and idle >= WAITING_NOTE_S:
+            text += f", {waiting} waiting {mmss(idle)} for resources (`ray status` says which)"
         finished_here = done - (self.counted_at_start or 0)
-        if finished_here > 0:
+        if finished_here > 0 and done + failed < self.total:
             text += f", ETA {mmss(elapsed / finished_here * (self.total - done - failed))}"
         return text
 
     def on_experiment_end(self, trials, **info):
-        if not self.verbose and sys.stderr.isatty():
-            print(file=sys.stderr)
+        if not self.verbose:
+            self.show(final=True)
+
+
+def diverged(trial) -> bool:
+    """Whether an ended trial's final report says it diverged (``trainables.tune_adapter``)."""
+    return (trial.last_result or {}).get("status") == "diverged"
 
 
 def mmss(seconds: float) -> str:

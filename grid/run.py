@@ -24,6 +24,7 @@ import os
 import shutil
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -31,6 +32,8 @@ import pandas as pd
 import ray
 import yaml
 from ray import tune
+from symgrid.grid import fit, outdir
+from symgrid.grid.outdir import BYTES_PER_TRIAL, MIN_FREE_BYTES, holds_run, remove_run
 from symgrid.grid.progress import Progress
 from symgrid.grid.spec import Spec, TrialSpec, resolved_yaml, spec_hash
 from symgrid.grid.storage import unshared_storage
@@ -48,10 +51,6 @@ from symgrid.trainables.tune_adapter import RunFiles, last_line, read_plan, trai
 
 EXPERIMENT = "ray"  # Ray's experiment folder in DIR when Ray's storage is DIR itself
 AUTO_GPU_FRACTION = 0.25  # four trials share a GPU when the cluster has one
-# A disk that fills mid-run fails trials one by one; refuse a folder that is clearly too small.
-# Measured: a tiny trial leaves about 170 KiB (Ray's trial folder, two checkpoints, its records).
-BYTES_PER_TRIAL = 256 * 2**10
-MIN_FREE_BYTES = 16 * 2**20  # spec, run.json, Ray's experiment state, the tables and the report
 INTERRUPTED = 130  # exit code of a run stopped before every trial ended (as for Ctrl-C)
 
 
@@ -60,11 +59,7 @@ class RunError(RuntimeError):
 
 
 def prepare_out(out: Path, trials: int) -> None:
-    """Check ``out`` is writable, not a previous run, and has room, before Ray starts."""
-    if (out / "run.json").exists():
-        raise RunError(
-            f"--out {out}: holds a run already; use `symgrid resume {out}` or a new --out"
-        )
+    """Check ``out`` is writable and has room (after every check that can refuse the run)."""
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / ".write-test"
@@ -125,30 +120,42 @@ def run_grid(
     command: str = "",
     extra: dict | None = None,
     tracking=None,
+    overwrite: bool = False,
+    started: float | None = None,
 ) -> int:
     """Run every trial (each writes its own records); write the tables. Returns an exit code.
 
-    On a multi-node cluster (``address``) the storage must be one every node reaches: without
-    ``storage`` the run is refused before anything is written (``grid.storage.unshared_storage``).
-    ``extra`` is recorded in run.json too (``symgrid confirm`` names the parent run there).
-    ``tracking(out)`` returns extra Tune callbacks (``grid.tracking``); a trial writes its records
-    before its final report, so they are in place when a callback sees it end.
+    Nothing is written before every check passed: ``out`` (an earlier run is kept unless
+    ``overwrite`` or none of its trials ever started), the storage on a multi-node cluster
+    (``grid.storage.unshared_storage``) and the trial's resources against the cluster
+    (``grid.fit``). ``extra`` is recorded in run.json too (``symgrid confirm`` names the parent
+    run there). ``tracking(out)`` returns extra Tune callbacks (``grid.tracking``); a trial writes
+    its records before its final report, so they are in place when a callback sees it end.
+    ``started``: ``time.monotonic()`` when the command started (the progress line's clock).
     """
     out = out.resolve()
-    prepare_out(out, len(trials))
+    ray_args = {"address": address, "num_cpus": num_cpus, "num_gpus": num_gpus}
+    ray_args["max_concurrent"] = max_concurrent
+    refuse(before_start(spec, len(trials), out, overwrite, ray_args))
+    replace = holds_run(out)  # an earlier run that may go (--overwrite, or none started)
     with ray_session(address, num_cpus, num_gpus, verbose):
-        refusal = unshared_storage(address, storage, sum(n["Alive"] for n in ray.nodes()))
-        if refusal:
-            raise RunError(refusal)
-        callbacks = tracking(out) if tracking else []  # its errors exit 2, before any record
-        ray_args = {"address": address, "num_cpus": num_cpus, "num_gpus": num_gpus}
-        ray_args["max_concurrent"] = max_concurrent
+        refuse(unshared_storage(address, storage, sum(n["Alive"] for n in ray.nodes())))
         # Resolved once (gpu: auto) and kept in run.json: a resume reuses them instead of
         # re-resolving on whatever cluster is up then, which could silently move GPU trials to CPUs.
-        run_info = {**(extra or {}), "ray": ray_args, "resources": trial_resources(spec)}
-        files, experiment_path = start_run(out, spec, trials, storage, run_info, command)
+        resources = trial_resources(spec)
+        refuse(fit.on_cluster(resources, address))
+        if replace:
+            remove_run(out)
+        prepare_out(out, len(trials))
+        callbacks = tracking(out) if tracking else []  # its errors exit 2, before any record
+        settings = {"max_failures": spec.max_failures, "checkpoint": asdict(spec.checkpoint)}
+        run_info = {**(extra or {}), **settings, "ray": ray_args, "resources": resources}
+        info = start_run(out, spec, trials, storage, run_info, command)
+        classes = network.registered_for([t.config for t in trials])
+        network.save_classes(classes, out)  # resume and confirm find them without the notebook
+        files = RunFiles(info["plan"], info["records"], spec.checkpoint, classes=classes)
         ids = [t.trial_id for t in trials]
-        tuner = new_tuner(spec, files, experiment_path, ids, run_info, verbose, callbacks)
+        tuner = new_tuner(info, files, ids, verbose, callbacks, started)
         return finish(tuner.fit(), out, spec.name, files)
 
 
@@ -159,10 +166,10 @@ def start_run(
     storage: str | None,
     run_info: dict,
     command: str,
-) -> tuple[RunFiles, str]:
+) -> dict:
     """Write the spec, the plan and run.json (what resume and the report read back).
 
-    Returns the run's files and its Ray experiment path."""
+    Returns run.json's content: after this, run.json and the plan are the run's one source."""
     (out / "spec.yaml").write_text(resolved_yaml(spec))
     where = locations(out, storage, spec.name)
     write_plan(trials, where["plan"])
@@ -177,41 +184,38 @@ def start_run(
         **run_info,
     }
     write_json(info, out / "run.json")
-    classes = network.registered_for([t.config for t in trials])
-    network.save_classes(classes, out)  # resume and confirm find them without the notebook
-    files = RunFiles(where["plan"], where["records"], spec.checkpoint, classes=classes)
-    return files, where["experiment_path"]
+    return info
 
 
 def new_tuner(
-    spec: Spec,
+    info: dict,
     files: RunFiles,
-    experiment_path: str,
     ids: list[str],
-    run_info: dict,
     verbose: bool,
     callbacks: list | None = None,
+    started: float | None = None,
 ) -> tune.Tuner:
-    """A Tuner whose param space is the trial ids alone, its experiment at ``experiment_path``."""
-    base, sep, query = experiment_path.partition("?")
+    """A Tuner whose param space is the trial ids alone, its experiment where run.json says."""
+    base, sep, query = info["experiment_path"].partition("?")
     storage, name = base.rstrip("/").rsplit("/", 1)
-    set_tune_env(spec.resources.cpu)
+    set_tune_env(info["resources"]["cpu"])
+    progress = Progress(info["name"], info["trials"], verbose, started)
     return tune.Tuner(
-        tune.with_resources(tune.with_parameters(trainable, run=files), run_info["resources"]),
+        tune.with_resources(tune.with_parameters(trainable, run=files), info["resources"]),
         param_space={"trial": tune.grid_search(TrialIds(ids))},
         tune_config=tune.TuneConfig(
             reuse_actors=True,
             scheduler=EndedFirstFIFO(),
-            max_concurrent_trials=run_info["ray"].get("max_concurrent"),
+            max_concurrent_trials=info["ray"].get("max_concurrent"),
             trial_name_creator=trial_name,
             trial_dirname_creator=trial_name,
         ),
         run_config=tune.RunConfig(
             name=name,
             storage_path=storage + sep + query,
-            failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+            failure_config=tune.FailureConfig(max_failures=info["max_failures"]),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-            callbacks=[*loggers(), Progress(spec.name, len(ids), verbose), *(callbacks or [])],
+            callbacks=[*loggers(), progress, *(callbacks or [])],
             verbose=1 if verbose else 0,
         ),
     )
@@ -242,64 +246,46 @@ def run_spec(spec: object, out: Path | str | None = None, *, report: bool = True
     return code, out
 
 
-def resume_grid(out: Path, spec: Spec, *, verbose: bool = False) -> int:
-    """Continue an interrupted run: finished trials are not run again.
-
-    The trials whose records are finished are passed to the trainable, which reports them without
-    training: after a killed driver Ray's saved state can lag behind them. A run stopped before
-    Ray saved any state (Ctrl-C while Ray started) starts again from its plan.
-    """
-    out = out.resolve()
-    info = read_run_json(out)
-    path, cfg = info["experiment_path"], info["ray"]
-    store = RecordStore(info["records"])
-    network.load_classes(out)
-    classes = network.registered_for([config for _, config in read_plan(info["plan"]).values()])
-    files = RunFiles(info["plan"], info["records"], spec.checkpoint, store.finished(), classes)
-    with ray_session(cfg["address"], cfg["num_cpus"], cfg["num_gpus"], verbose):
-        run_info = {"ray": cfg, "resources": info.get("resources") or trial_resources(spec)}
-        if tune.Tuner.can_restore(path):
-            set_tune_env(spec.resources.cpu)
-            tuner = tune.Tuner.restore(
-                path,
-                trainable=tune.with_resources(
-                    tune.with_parameters(trainable, run=files), run_info["resources"]
-                ),
-                resume_unfinished=True,
-                restart_errored=True,
-            )
-        else:
-            ids = sorted(read_plan(info["plan"]))
-            tuner = new_tuner(spec, files, path, ids, run_info, verbose)
-        return finish(tuner.fit(), out, spec.name, files)
+def before_start(spec: Spec, trials: int, out: Path, overwrite: bool, ray_args: dict) -> str | None:
+    """Why a run cannot start, from what is known before Ray starts (no Ray imported)."""
+    wanted = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
+    refusal = outdir.refusal(out, overwrite) or outdir.no_room(out, trials)
+    return refusal or fit.before_start(wanted, ray_args)
 
 
-def read_run_json(out: Path) -> dict:
-    """run.json of a run folder, or a RunError saying why it cannot be resumed."""
-    try:
-        info = json.loads((out / "run.json").read_text())
-        info["experiment_path"], info["ray"], info["plan"], info["records"]  # noqa: B018
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise RunError(f"{out / 'run.json'}: unreadable ({last_line(err)}); cannot resume") from err
-    return info
+def refuse(refusal: str | None) -> None:
+    if refusal:
+        raise RunError(refusal)
+
+
+class TablesError(RuntimeError):
+    """The trials ran but their tables could not be built (one line: how to rebuild them)."""
 
 
 def finish(results: tune.ResultGrid, out: Path, name: str, files: RunFiles) -> int:
     """Record the trials that failed without a record, copy the records, write the tables."""
-    from symgrid.analysis.derive import build_all  # scipy & co. load after the trials, not before
-
     store = RecordStore(files.records)
     record_failures(results, store, files.plan)
     store.copy_to(out / "trials")
     info = json.loads((out / "run.json").read_text())
     info["finished_at"] = now()
     write_json(info, out / "run.json")
-    tables = build_all(out)  # the tables and their statistics (effects, bias-variance)
+    try:
+        from symgrid.analysis.derive import build_all  # scipy & co. load after the trials
+
+        tables = build_all(out)  # the tables and their statistics (effects, bias-variance)
+    except Exception as err:  # any failure here loses no trial: the records are all in place
+        raise TablesError(
+            f"the trials ran but their tables were not built ({type(err).__name__}: "
+            f"{last_line(err)}); `symgrid report {out}` rebuilds them"
+        ) from err
     done, ended, total = len(tables.finished_ids), len(tables.trials), info["trials"]
-    line = f"[{name}] {done}/{total} trials have results in {out}"
     if done < total:
-        line += f"; `symgrid resume {out}` runs the other {total - done}"
-    print(line, file=sys.stderr)
+        print(
+            f"[{name}] {done}/{total} trials have results; `symgrid resume {out}` runs the other"
+            f" {total - done}",
+            file=sys.stderr,
+        )
     if ended < total:  # trials without any record: stopped (Ctrl-C) before they ended
         return INTERRUPTED
     return 0 if done == total else 1

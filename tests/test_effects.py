@@ -207,6 +207,7 @@ def test_no_interaction_when_the_effects_add():
 def test_confirm_command_runs_the_narrowed_trials_linked_to_the_parent(grid_run, monkeypatch):
     """The CLI hands run_grid the top settings on fresh seeds and the parent link (Ray itself
     is exercised by tests/test_run.py; the README's confirm run is the end-to-end check)."""
+    from symgrid.grid import result as grid_result_module
     from symgrid.grid import run as grid_run_module
     from symgrid.grid.cli import main
 
@@ -217,6 +218,7 @@ def test_confirm_command_runs_the_narrowed_trials_linked_to_the_parent(grid_run,
         return 0
 
     monkeypatch.setattr(grid_run_module, "run_grid", fake_run_grid)
+    monkeypatch.setattr(grid_result_module, "conclude", lambda out, code, skip: (None, code))
     assert main(["confirm", str(grid_run), "--top", "2", "--seeds", "3", "--no-report"]) == 0
     assert seen["out"] == grid_run.parent / f"{grid_run.name}-confirm"
     assert seen["extra"]["parent"] == str(grid_run.resolve())
