@@ -24,7 +24,7 @@ from symgrid.analysis.collect import (
     read_json,
     table_metadata,
 )
-from symgrid.trainables.records import write_parquet
+from symgrid.trainables.storage_io import write_parquet
 
 
 @dataclass

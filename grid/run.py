@@ -20,6 +20,7 @@ through the plan file, so Tune's variant generation and experiment snapshots sta
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import sys
@@ -31,18 +32,26 @@ import pandas as pd
 import ray
 from ray import tune
 from symgrid.grid.progress import Progress
+from symgrid.grid.record_copy import CopyRecords
 from symgrid.grid.spec import Spec, TrialSpec, resolved_yaml, spec_hash
-from symgrid.grid.storage import unshared_storage
+from symgrid.grid.storage import probe_storage, unshared_storage
 from symgrid.grid.tuning import EndedFirstFIFO, TrialIds, loggers, set_tune_env
-from symgrid.trainables.records import (
+from symgrid.trainables.records import RecordStore
+from symgrid.trainables.storage_io import (
     IO_THREADS,
-    RecordStore,
+    StorageUnreachable,
     filesystem,
     join_uri,
     write_json,
     write_parquet,
 )
-from symgrid.trainables.tune_adapter import RunFiles, last_line, read_plan, trainable
+from symgrid.trainables.tune_adapter import (
+    PlanMissing,
+    RunFiles,
+    last_line,
+    read_plan,
+    trainable,
+)
 
 EXPERIMENT = "ray"  # Ray's experiment folder in DIR when Ray's storage is DIR itself
 AUTO_GPU_FRACTION = 0.25  # four trials share a GPU when the cluster has one
@@ -50,6 +59,7 @@ AUTO_GPU_FRACTION = 0.25  # four trials share a GPU when the cluster has one
 # Measured: a tiny trial leaves about 170 KiB (Ray's trial folder, two checkpoints, its records).
 BYTES_PER_TRIAL = 256 * 2**10
 MIN_FREE_BYTES = 16 * 2**20  # spec, run.json, Ray's experiment state, the tables and the report
+QUIET_LOGGERS = ("ray.tune", "ray.train")  # without --verbose: their tracebacks stay in DIR/ray
 INTERRUPTED = 130  # exit code of a run stopped before every trial ended (as for Ctrl-C)
 
 
@@ -133,6 +143,9 @@ def run_grid(
     before its final report, so they are in place when a callback sees it end.
     """
     out = out.resolve()
+    refusal = probe_storage(storage) if storage else None  # before any folder, before Ray
+    if refusal:
+        raise RunError(refusal)
     prepare_out(out, len(trials))
     with ray_session(address, num_cpus, num_gpus, verbose):
         refusal = unshared_storage(address, storage, sum(n["Alive"] for n in ray.nodes()))
@@ -146,8 +159,9 @@ def run_grid(
         run_info = {**(extra or {}), "ray": ray_args, "resources": trial_resources(spec)}
         files, experiment_path = start_run(out, spec, trials, storage, run_info, command)
         ids = [t.trial_id for t in trials]
+        callbacks += copy_records(files, out)
         tuner = new_tuner(spec, files, experiment_path, ids, run_info, verbose, callbacks)
-        return finish(tuner.fit(), out, spec.name, files)
+        return fit(tuner, out, spec.name, files)
 
 
 def start_run(
@@ -222,8 +236,7 @@ def resume_grid(out: Path, spec: Spec, *, verbose: bool = False) -> int:
     out = out.resolve()
     info = read_run_json(out)
     path, cfg = info["experiment_path"], info["ray"]
-    store = RecordStore(info["records"])
-    files = RunFiles(info["plan"], info["records"], spec.checkpoint, store.finished())
+    files = RunFiles(info["plan"], info["records"], spec.checkpoint, finished_before(out, info))
     with ray_session(cfg["address"], cfg["num_cpus"], cfg["num_gpus"], verbose):
         run_info = {"ray": cfg, "resources": info.get("resources") or trial_resources(spec)}
         if tune.Tuner.can_restore(path):
@@ -238,8 +251,23 @@ def resume_grid(out: Path, spec: Spec, *, verbose: bool = False) -> int:
             )
         else:
             ids = sorted(read_plan(info["plan"]))
-            tuner = new_tuner(spec, files, path, ids, run_info, verbose)
-        return finish(tuner.fit(), out, spec.name, files)
+            tuner = new_tuner(spec, files, path, ids, run_info, verbose, copy_records(files, out))
+        return fit(tuner, out, spec.name, files)
+
+
+def finished_before(out: Path, info: dict) -> dict[str, str]:
+    """The trials a resumed run need not run again, read before Ray starts; a storage that does
+    not answer, or that lost the run's plan, is a one-line RunError."""
+    refusal = probe_storage(info["records"]) if "://" in info["records"] else None
+    if refusal:
+        raise RunError(f"{refusal}; `symgrid resume {out}` continues once it answers")
+    try:
+        read_plan(info["plan"])
+        return RecordStore(info["records"]).finished()
+    except PlanMissing as err:
+        raise RunError(f"{err}; the records copied so far are in {out / 'trials'}") from err
+    except StorageUnreachable as err:
+        raise RunError(f"storage unreachable ({err}); `symgrid resume {out}` continues") from err
 
 
 def read_run_json(out: Path) -> dict:
@@ -250,6 +278,31 @@ def read_run_json(out: Path) -> dict:
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise RunError(f"{out / 'run.json'}: unreadable ({last_line(err)}); cannot resume") from err
     return info
+
+
+def copy_records(files: RunFiles, out: Path) -> list:
+    """The callback that copies each trial's records into DIR/trials as it ends (``--storage``)."""
+    if files.records == str(out / "trials"):
+        return []  # the trials write into DIR/trials themselves
+    return [CopyRecords(RecordStore(files.records), out / "trials")]
+
+
+def fit(tuner: tune.Tuner, out: Path, name: str, files: RunFiles) -> int:
+    """Run the trials and finish the run; a storage that stopped answering ends it in one line."""
+    try:
+        return finish(tuner.fit(), out, name, files)
+    except StorageUnreachable as err:
+        cause = err.cause
+    except Exception as err:  # Ray's own storage calls (experiment state, checkpoints)
+        if "://" not in files.records or probe_storage(files.records) is None:
+            raise
+        cause = last_line(err)
+    print(
+        f"[{name}] storage unreachable ({cause}); the finished records are safe there; "
+        f"`symgrid resume {out}` continues once it answers",
+        file=sys.stderr,
+    )
+    return INTERRUPTED
 
 
 def finish(results: tune.ResultGrid, out: Path, name: str, files: RunFiles) -> int:
@@ -277,7 +330,9 @@ def record_failures(results: tune.ResultGrid, store: RecordStore, plan: str) -> 
     """A failed record for every trial Ray ended in error that wrote none itself (its worker
     died); trials that never started have no config and no record (resume runs them)."""
     failed = {
-        r.config["trial"]: last_line(r.error) for r in results if r.error is not None and r.config
+        r.config["trial"]: last_line(r.error)
+        for r in results
+        if r.error is not None and r.config and not storage_error(r.error)
     }
     recorded = store.statuses() if failed else {}
     missing = [t for t in failed if t not in recorded]
@@ -292,6 +347,11 @@ def record_failures(results: tune.ResultGrid, store: RecordStore, plan: str) -> 
 
     with ThreadPoolExecutor(IO_THREADS) as pool:
         list(pool.map(write, missing))
+
+
+def storage_error(error: BaseException) -> bool:
+    """Whether a trial ended for want of the storage: no terminal record (resume reruns it)."""
+    return isinstance(error, StorageUnreachable) or "StorageUnreachable" in str(error)
 
 
 def trial_resources(spec: Spec) -> dict:
@@ -314,6 +374,9 @@ class ray_session:
             # Tune's new console output prints a config box and a TensorBoard hint even at
             # verbose=0; its legacy reporter (Ray's documented switch) prints nothing.
             os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+            # A trial's error is one line from Progress; Tune logs its whole traceback at ERROR.
+            for name in QUIET_LOGGERS:
+                logging.getLogger(name).setLevel(logging.CRITICAL)
         if not ray.is_initialized():
             quiet = {} if self.verbose else {"logging_level": "ERROR", "log_to_driver": False}
             ray.init(**quiet, **self.kwargs)
