@@ -29,6 +29,10 @@ class Progress(tune.Callback):
         self.running: set[str] = set()
         self.retries, self.moved, self.stall_said = 0, time.monotonic(), 0.0
 
+    def setup(self, **info):
+        # This process's clock: a resumed run restores this callback from the last run's state.
+        self.started = self.moved = time.monotonic()
+
     def on_step_end(self, iteration, trials, **info):
         if self.verbose:
             return

@@ -31,7 +31,7 @@ class CopyRecords(tune.Callback):
 
     def __init__(self, store: RecordStore, local: Path):
         self.store, self.local = store, Path(local)
-        self.pool = ThreadPoolExecutor(COPY_THREADS, thread_name_prefix="copy-records")
+        self.pool: ThreadPoolExecutor | None = None  # started with the first copy
         self.failed: list[tuple[str, str]] = []
         self.copied, self.driver_s, self.copy_s = 0, 0.0, 0.0
 
@@ -43,6 +43,8 @@ class CopyRecords(tune.Callback):
 
     def submit(self, trial_id: str) -> None:
         start = time.perf_counter()
+        if self.pool is None:
+            self.pool = ThreadPoolExecutor(COPY_THREADS, thread_name_prefix="copy-records")
         self.pool.submit(self.copy, trial_id)
         self.driver_s += time.perf_counter() - start
 
@@ -61,4 +63,9 @@ class CopyRecords(tune.Callback):
 
     def close(self) -> None:
         """Wait for the copies in flight (before the end of the run copies the rest)."""
-        self.pool.shutdown(wait=True)
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+            self.pool = None
+
+    def __getstate__(self) -> dict:  # Tune pickles its callbacks with the experiment
+        return {**self.__dict__, "pool": None}
