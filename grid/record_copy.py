@@ -10,6 +10,7 @@ the run (``RecordStore.copy_to`` copies whatever is not there yet) and to ``symg
 
 from __future__ import annotations
 
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,8 +19,9 @@ from ray import tune
 from symgrid.trainables.records import RecordStore
 from symgrid.trainables.storage_io import StorageUnreachable
 
-__all__ = ["CopyRecords"]
+__all__ = ["CopyRecords", "copy_records"]
 
+OFF_ENV = "SYMGRID_COPY_RECORDS"  # "0" turns the copy off (benchmarks/scale.py measures its cost)
 COPY_THREADS = 4  # a trial's folder is 4 small files; a few copies at once keep up with 2 ends/s
 
 
@@ -69,3 +71,10 @@ class CopyRecords(tune.Callback):
 
     def __getstate__(self) -> dict:  # Tune pickles its callbacks with the experiment
         return {**self.__dict__, "pool": None}
+
+
+def copy_records(records: str, out: Path) -> list[CopyRecords]:
+    """The callback for a run whose records are not written into ``out/trials`` directly."""
+    if records == str(out / "trials") or os.environ.get(OFF_ENV) == "0":
+        return []  # the trials write into DIR/trials themselves
+    return [CopyRecords(RecordStore(records), out / "trials")]

@@ -32,7 +32,7 @@ import pandas as pd
 import ray
 from ray import tune
 from symgrid.grid.progress import Progress
-from symgrid.grid.record_copy import CopyRecords
+from symgrid.grid.record_copy import copy_records
 from symgrid.grid.spec import Spec, TrialSpec, resolved_yaml, spec_hash
 from symgrid.grid.storage import probe_storage, unshared_storage
 from symgrid.grid.tuning import EndedFirstFIFO, TrialIds, loggers, set_tune_env
@@ -159,7 +159,7 @@ def run_grid(
         run_info = {**(extra or {}), "ray": ray_args, "resources": trial_resources(spec)}
         files, experiment_path = start_run(out, spec, trials, storage, run_info, command)
         ids = [t.trial_id for t in trials]
-        callbacks += copy_records(files, out)
+        callbacks += copy_records(files.records, out)
         tuner = new_tuner(spec, files, experiment_path, ids, run_info, verbose, callbacks)
         return fit(tuner, out, spec.name, files)
 
@@ -251,7 +251,8 @@ def resume_grid(out: Path, spec: Spec, *, verbose: bool = False) -> int:
             )
         else:
             ids = sorted(read_plan(info["plan"]))
-            tuner = new_tuner(spec, files, path, ids, run_info, verbose, copy_records(files, out))
+            copier = copy_records(files.records, out)
+            tuner = new_tuner(spec, files, path, ids, run_info, verbose, copier)
         return fit(tuner, out, spec.name, files)
 
 
@@ -278,13 +279,6 @@ def read_run_json(out: Path) -> dict:
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise RunError(f"{out / 'run.json'}: unreadable ({last_line(err)}); cannot resume") from err
     return info
-
-
-def copy_records(files: RunFiles, out: Path) -> list:
-    """The callback that copies each trial's records into DIR/trials as it ends (``--storage``)."""
-    if files.records == str(out / "trials"):
-        return []  # the trials write into DIR/trials themselves
-    return [CopyRecords(RecordStore(files.records), out / "trials")]
 
 
 def fit(tuner: tune.Tuner, out: Path, name: str, files: RunFiles) -> int:
