@@ -63,7 +63,7 @@ def probe_storage(storage: str) -> str | None:
             stream.write(b"symgrid")
         fs.delete_file(probe)
     except OSError as err:
-        return f"--storage {storage}: cannot write there ({last_line(err)})"
+        return f"--storage {storage}: cannot use it ({last_line(err)})"
     return None
 
 

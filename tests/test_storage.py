@@ -4,7 +4,6 @@ to come back, a bad ``--storage`` is one line before Ray starts."""
 
 import contextlib
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -17,11 +16,11 @@ import pyarrow.fs as pafs
 import pytest
 import ray
 from raycluster import free_ports
-from runfolder import run_folder  # noqa: F401  (session fixture)
+from runfolder import make_run_folder
 from s3server import CREDENTIALS, AuthS3Server
 from storagefixtures import proxied_uri
 from symgrid.grid.cli import main
-from symgrid.grid.storage import unshared_storage
+from symgrid.grid.storage import quick, unshared_storage
 from symgrid.trainables.records import RecordStore
 from symgrid.trainables.storage_io import RETRY_ENV, StorageUnreachable, join_uri, retrying
 
@@ -91,6 +90,7 @@ def test_the_readme_quotes_the_refusal_as_the_code_words_it():
 def test_an_unreachable_storage_is_not_an_empty_one(proxy, bucket, monkeypatch):
     monkeypatch.setenv(RETRY_ENV, "0")
     store = RecordStore(proxied_uri(proxy, bucket, "run/records"))
+    store.fs = quick(store.fs)  # one attempt per call: pyarrow's own retries take 6 s a call
     assert store.status("t0000") is None and store.statuses() == {}  # reachable, nothing there
     store.write_failed("t0000", "RuntimeError: boom", [], {})
     assert store.statuses() == {"t0000": "failed"}
@@ -138,8 +138,8 @@ def bad_storage(case: str, s3_server, bucket, stack) -> str:
     "case, cause",
     [
         ("missing bucket", "bucket 'no-such-bucket' does not exist"),
-        ("refused port", "cannot write there"),
-        ("never answers", "cannot write there"),
+        ("refused port", "cannot use it (When getting information for bucket"),
+        ("never answers", "Timeout was reached"),
     ],
 )
 def test_a_bad_storage_is_one_line_before_ray_with_nothing_written(
@@ -171,7 +171,8 @@ def test_a_wrong_secret_is_refused_in_one_line(tmp_path, capsys):
         took = time.monotonic() - started
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1, err
-    assert f"--storage {storage}: " in err and took < 20, (err, took)
+    assert f"--storage {storage}: cannot use it (" in err and "ACCESS_DENIED" in err, err
+    assert took < 20, f"{took:.1f} s"
     assert not out.exists() and not ray.is_initialized()
 
 
@@ -181,15 +182,14 @@ from symgrid.analysis.collect import build_tables
 from symgrid.trainables.records import RecordStore
 tables = build_tables(sys.argv[1])
 statuses = RecordStore(sys.argv[1] + "/trials").statuses()
-assert len(tables.trials) == len(statuses) == 16, (len(tables.trials), len(statuses))
+assert len(tables.trials) == len(statuses) == 2, (len(tables.trials), len(statuses))
 assert "torch" not in sys.modules and "ray" not in sys.modules, "reading tables loaded torch"
 print("ok")
 """
 
 
-def test_reading_a_runs_tables_loads_neither_torch_nor_ray(run_folder, tmp_path):  # noqa: F811
-    run = tmp_path / "run"
-    shutil.copytree(run_folder, run)
+def test_reading_a_runs_tables_loads_neither_torch_nor_ray(tmp_path):
+    run = make_run_folder(tmp_path / "run", limit=2)
     result = subprocess.run(
         [sys.executable, "-c", READ_TABLES, str(run)], capture_output=True, text=True, timeout=120
     )
