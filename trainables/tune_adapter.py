@@ -141,10 +141,14 @@ def storage_call(call, *args, **kwargs):
     Ray uploads a checkpoint before it takes the report, so a retried report counts once."""
     try:
         return call(*args, **kwargs)
-    except FileNotFoundError:
-        raise
     except OSError as err:
-        raise StorageUnreachable("checkpoint storage", err) from err
+        raise storage_error(err) from err
+
+
+def storage_error(err: OSError) -> Exception:
+    """A remote storage's error as StorageUnreachable; a local one (it carries an errno: a full
+    disk, a missing file) stays itself and fails the trial."""
+    return err if err.errno is not None else StorageUnreachable("checkpoint storage", err)
 
 
 def save_state(trainer: Trainer, directory: Path) -> None:
@@ -183,10 +187,8 @@ def load_state() -> dict | None:
             if not path.exists():
                 return None
             return torch.load(path, weights_only=True, map_location="cpu")
-    except FileNotFoundError:
-        raise
     except OSError as err:
-        raise StorageUnreachable("checkpoint storage", err) from err
+        raise storage_error(err) from err
 
 
 def where_am_i() -> dict:
