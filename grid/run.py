@@ -11,7 +11,10 @@ Output folder layout::
 
 With ``--storage URI`` the plan, Ray's experiment and the records live under
 ``URI/<experiment>/`` (records in ``records/<trial_id>/``), which every node can reach; the
-records are copied into ``DIR/trials`` in bulk when the tables are built.
+driver copies each trial's records into ``DIR/trials`` as the trial ends (``grid.record_copy``)
+and whatever is missing when the tables are built. The storage is probed before anything is
+written (``grid.storage.probe_storage``); a storage that stops answering ends the run in one line
+(exit 130, no tables) and ``symgrid resume DIR`` continues once it answers.
 
 Ray sees each trial only as its id (``{"trial": "t0042"}``): the definitions reach the trials
 through the plan file, so Tune's variant generation and experiment snapshots stay O(1) per trial.
