@@ -29,7 +29,11 @@ SUMMARY_COLUMNS = [
     "stopped_early",
     "val_loss_best",
     "val_ber_best",
-    "ber_ratio_map",
+    "ber_ratio_map",  # geometric mean of the point ratios, exp(log_ratio_map)
+    "log_ratio_map",
+    "log_ratio_map_se",
+    "rate_gap",
+    "rate_gap_se",
     "points_no_map_errors",  # test points where MAP made no errors (see metrics.ratio_to_map)
     "started_at",
     "finished_at",

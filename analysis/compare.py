@@ -38,10 +38,10 @@ def side_by_side(frames: dict[str, pd.DataFrame], keys: list[str], value: str) -
 
 
 def settings_across(rankings: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Each shared setting's mean BER ratio to MAP (95 % CI over seeds) in every run."""
-    return side_by_side(rankings, ["setting"], "ber_ratio_map")
+    """Each shared setting's score (95 % CI over seeds) in every run."""
+    return side_by_side(rankings, ["setting"], "score")
 
 
 def levels_across(effects: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Each shared (axis, level)'s geometric-mean BER ratio to MAP (95 % CI) in every run."""
-    return side_by_side(effects, ["axis", "level"], "ratio")
+    """Each shared (axis, level)'s score (95 % CI over seeds) in every run."""
+    return side_by_side(effects, ["axis", "level"], "score")

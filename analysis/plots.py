@@ -19,7 +19,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.ticker import MaxNLocator, NullFormatter  # noqa: E402
-from symgrid.analysis.effects import log_ratios, ordered  # noqa: E402
+from symgrid.analysis.effects import ordered  # noqa: E402
+from symgrid.analysis.merit import DEFAULT, merit  # noqa: E402
 from symgrid.analysis.stats import completed  # noqa: E402
 
 NUISANCE = ("seed", "optimizer.lr")  # tuned away: scientific axes are the others
@@ -103,17 +104,23 @@ def setting_scores(trials: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
 
 
 def gap_heatmap(
-    trials: pd.DataFrame, rows: str, cols: str, path: Path, interaction: dict | None = None
+    trials: pd.DataFrame,
+    rows: str,
+    cols: str,
+    path: Path,
+    interaction: dict | None = None,
+    metric: str = DEFAULT,
 ) -> Path | None:
-    """Heatmap of the geometric-mean BER ratio to MAP, ``rows`` x ``cols``, averaged over the
-    other axes and seeds; ``interaction`` (a row of ``effects.interactions_table``) titles it
-    with the F-test of the ``rows`` x ``cols`` interaction."""
-    done = log_ratios(trials)
+    """Heatmap of the figure of merit (a geometric-mean BER ratio to MAP, or the mean rate gap),
+    ``rows`` x ``cols``, averaged over the other axes and seeds; ``interaction`` (a row of
+    ``effects.interactions_table``) titles it with the seed-level F-test of the interaction."""
+    m = merit(metric)
+    done = completed(trials, metric)
     if rows not in done or cols not in done or rows == cols:
         return None
     if done[rows].nunique() * done[cols].nunique() < 2:
         return None
-    grid = np.exp(done.groupby([rows, cols])["y"].mean()).unstack(cols)
+    grid = m.show(done.groupby([rows, cols])["y"].mean()).unstack(cols)
     grid = grid.reindex(index=ordered(done[rows]), columns=ordered(done[cols]))
     sns.set_theme(style="white", context="notebook")
     fig, ax = plt.subplots(figsize=(1.4 * grid.shape[1] + 2.5, 0.6 * grid.shape[0] + 1.8))
@@ -123,10 +130,10 @@ def gap_heatmap(
         fmt=".3f",
         cmap="rocket_r",
         ax=ax,
-        cbar_kws={"label": RATIO_LABEL + " (1 = optimal)"},
+        cbar_kws={"label": f"{m.label} ({m.optimal:g} = optimal)"},
     )
     test = ""
-    if interaction is not None:
+    if interaction is not None and np.isfinite(interaction["F"]):
         word = "significant" if interaction["significant"] else "not significant"
         test = (
             f"\ninteraction {word}: F = {interaction['F']:.2f}, p_adj = {interaction['p_adj']:.2g}"

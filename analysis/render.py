@@ -72,7 +72,7 @@ window.addEventListener("load", function () {
   var table = document.getElementById("ranking");
   if (location.hash !== "#check" || !table) return;
   var th = Array.from(table.tHead.rows[0].cells).find(function (h) {
-    return h.textContent.trim() === "ber_ratio_map";
+    return ["ber_ratio_map", "rate_gap"].indexOf(h.textContent.trim()) >= 0;
   });
   th.click(); th.click();
   var col = th.cellIndex;

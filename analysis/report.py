@@ -1,9 +1,10 @@
 """The comparison report: ``index.html`` (self-contained), ``summary.md`` and the PNG figures.
 
-``write_report([DIR, ...], out)`` is the top of ``analysis/``: it loads each run
-(``collect.load_run``, which rebuilds stale tables), computes its statistics (``derive.analyze``,
-which writes ``effects.parquet``, ``interactions.parquet`` and ``bias_variance.parquet``),
-draws the figures (``plots``, ``effect_plots``) and renders the pages (``render``) into ``out``
+``write_report([DIR, ...], out, metric)`` is the top of ``analysis/``: it loads each run
+(``collect.load_run``, which rebuilds stale tables), reads its statistics
+(``derive.statistics``: the tables ``symgrid run`` wrote, computed again only when they are
+missing, older than the run's tables or for another figure of merit), draws the figures
+(``plots``, ``effect_plots``) and renders the pages (``render``) into ``out``
 (default ``DIR/report`` for one run). It works on partial runs and says what is missing; an
 empty or unreadable run is a one-line :class:`ReportError`.
 """
@@ -17,7 +18,8 @@ from pathlib import Path
 import pandas as pd
 from symgrid.analysis import compare, effect_plots, findings, plots, render
 from symgrid.analysis.collect import ReportError, Run, load_run
-from symgrid.analysis.derive import Statistics, analyze
+from symgrid.analysis.derive import Statistics, check_metric, statistics
+from symgrid.analysis.merit import metric_of
 from symgrid.analysis.sections import Compared, Section
 
 __all__ = ["ReportError", "write_report"]
@@ -44,17 +46,17 @@ def interaction_pairs(run: Run, result: Statistics) -> list[tuple[str, str, dict
 def statistics_figures(run: Run, result: Statistics, f) -> dict:
     """Effects per axis, interaction heatmaps, the gap per Eb/N0 and one BER figure."""
     axes = list(dict.fromkeys(result.effects["axis"]))
-    t, b, e = run.trials, run.ber, result.effects
+    t, b, e, m = run.trials, run.ber, result.effects, result.metric
     return {
         "effects": [
             (f"Effect of {a}", effect_plots.effect_figure(e, a, f(f"effect_{a}"))) for a in axes
         ],
         "interactions": [
-            (f"Gap to optimal: {r} x {c}", plots.gap_heatmap(t, r, c, f(f"gap_{r}_{c}"), test))
+            (f"Gap to optimal: {r} x {c}", plots.gap_heatmap(t, r, c, f(f"gap_{r}_{c}"), test, m))
             for r, c, test in interaction_pairs(run, result)
         ],
         "gap": [
-            (f"BER / BER_MAP vs Eb/N0 by {a}", effect_plots.ratio_vs_ebno(t, b, a, f(f"ratio_{a}")))
+            (f"Gap to MAP vs Eb/N0 by {a}", effect_plots.gap_vs_ebno(t, b, a, f(f"ratio_{a}"), m))
             for a in axes
         ],
         "ber": [
@@ -91,14 +93,14 @@ def make_figures(run: Run, result: Statistics, out: Path, prefix: str = "") -> d
     return {part: [(title, p) for title, p in figs if p is not None] for part, figs in made.items()}
 
 
-def summarize(run: Run, out: Path, prefix: str) -> Section:
+def summarize(run: Run, out: Path, prefix: str, metric: str | None = None) -> Section:
     """One run's report content: statistics, sentences, figures, what is missing."""
-    result = analyze(run)
+    result = statistics(run, metric)
     bad = run.trials[run.trials["status"] != "completed"]
     problems = bad[["trial_id", "status", *run.axes, "error"]].fillna("") if "error" in bad else bad
     confirmed = None
     if result.parent:
-        confirmed = findings.confirmation_sentence(result.verdict, result.parent)
+        confirmed = findings.confirmation_sentence(result.verdict, result.parent, result.metric)
     return Section(
         run=run,
         stats=result,
@@ -106,7 +108,9 @@ def summarize(run: Run, out: Path, prefix: str) -> Section:
             result.effects, result.interactions, result.conditional_best
         ),
         interactions=findings.interaction_sentence(result.interactions),
-        best=findings.ranking_sentence(result.best, result.ranking, not result.parent),
+        best=findings.ranking_sentence(
+            result.best, result.ranking, not result.parent, result.metric
+        ),
         confirmed=confirmed,
         counts=run.trials["status"].value_counts().to_dict(),
         wall=wall_time(run),
@@ -163,13 +167,14 @@ def comparison(runs: list[Run], sections: list[Section], staging: Path) -> Compa
     )
 
 
-def write_report(dirs: list[Path], out: Path | None = None) -> Path:
+def write_report(dirs: list[Path], out: Path | None = None, metric: str | None = None) -> Path:
     """Write ``index.html``, ``summary.md`` and the figures for one or several runs.
 
     Parameters
     ----------
     dirs : run folders (``symgrid run --out DIR``); several are compared over their shared axes
     out : the report folder; default ``DIR/report`` for one run, required for several
+    metric : ``"ber_ratio_map" | "rate_gap"``: the figure of merit; default each run's spec key
 
     Output
     ------
@@ -183,13 +188,15 @@ def write_report(dirs: list[Path], out: Path | None = None) -> Path:
         raise ReportError("several run folders need --out for the report")
     out = Path(out) if out is not None else dirs[0] / "report"
     runs = [load_run(d) for d in dirs]  # every run readable before anything is written
+    for run in runs:  # and every run able to give the figure of merit asked for
+        check_metric(run, metric or metric_of(run.spec_text))
     out.mkdir(parents=True, exist_ok=True)
     # Everything is drawn into a staging folder, then each file is renamed into place (index.html
     # last): a crash or a full disk never leaves a half-written page or figure in the report.
     with tempfile.TemporaryDirectory(dir=out, prefix=".staging-") as tmp:
         staging = Path(tmp)
         prefixes = [f"run{i + 1}_" if len(runs) > 1 else "" for i in range(len(runs))]
-        sections = [summarize(r, staging, p) for r, p in zip(runs, prefixes, strict=True)]
+        sections = [summarize(r, staging, p, metric) for r, p in zip(runs, prefixes, strict=True)]
         compared = comparison(runs, sections, staging) if len(runs) > 1 else None
         (staging / "summary.md").write_text(render.markdown(sections, compared))
         (staging / "index.html").write_text(render.html_page(sections, compared))

@@ -60,6 +60,11 @@ def build_parser() -> Parser:
     report = sub.add_parser("report", help="write the comparison report of one or more runs")
     report.add_argument("dirs", nargs="+", type=Path)
     report.add_argument("--out", type=Path, help="report folder (default: DIR/report)")
+    report.add_argument(
+        "--metric",
+        choices=["ber_ratio_map", "rate_gap"],
+        help="figure of merit to rank and test by (default: the spec's metric key)",
+    )
 
     trial = sub.add_parser("trial", help="run one trial config in-process (no Ray)")
     trial.add_argument("config", type=Path)
@@ -213,7 +218,7 @@ def cmd_report(args) -> int:
     from symgrid.analysis.report import ReportError, write_report
 
     try:
-        print(write_report(args.dirs, args.out))
+        print(write_report(args.dirs, args.out, args.metric))
     except ReportError as err:
         print(f"symgrid: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import yaml
 from symgrid.analysis.collect import ReportError, load_run
+from symgrid.analysis.merit import metric_of
 from symgrid.analysis.stats import ranking, setting_keys
 from symgrid.grid.source import SpecError
 from symgrid.grid.spec import Spec, TrialSpec, axis_options, expand, load_spec, parse_spec
@@ -36,7 +37,7 @@ def top_settings(parent: Path, top: int) -> tuple[list[dict], list]:
         run = load_run(parent)
     except ReportError as err:
         raise SpecError(str(parent), str(err)) from None
-    ranked = ranking(run.trials, run.ber, run.axes)
+    ranked = ranking(run.trials, run.ber, run.axes, metric_of(run.spec_text))  # the spec's merit
     if ranked.empty:
         raise SpecError(str(parent), "no completed trials to confirm")
     keys = [k for k in setting_keys(run.axes) if k in ranked]

@@ -6,12 +6,15 @@ A trial's time is modelled from its config, with rates that ``benchmarks/rates.p
     build      = draw_us x (train.symbols + train.val_symbols) + trial_fixed_s
     train      = epochs x (symbols x (train_us + train_param_us x params) + batches x batch_us)
     validate   = epochs x val_symbols x (forward_us + forward_param_us x params)
-    evaluate   = sum over Eb/N0 points of symbols(point) x (eval_us[k] + forward per symbol)
+    evaluate   = sum over Eb/N0 points of symbols(point) x (eval_cached_us[k] + forward per symbol)
                  + biasvar_symbols per point x forward per symbol
+    reference  = (eval_us[k] - eval_cached_us[k]) x symbols(point), once per (seed, point) and
+                 worker: min(slots, trials sharing it) times
 
-``symbols(point)`` follows ``trainables.metrics.evaluate_ber``: chunks from 16,384 symbols,
-doubling to 2^20, until ``min_errors`` errors are expected at the bitwise-MAP BER (the bound a
-trained detector approaches) or ``max_bits`` is spent. Early stopping can only end trials sooner.
+``symbols(point)`` is ``trainables.map_reference.budget_symbols``, fixed before any detector is
+seen: ``ceil(min_errors / (k BER_MAP))`` symbols, capped at ``max_bits / k``. The bitwise-MAP side
+of a point's samples is computed once per worker process and cached (``eval_us`` is a point with
+it computed, ``eval_cached_us`` one with it cached). Early stopping can only end trials sooner.
 The wall time adds Ray's start, its per-trial overhead (between trials, and inside a trial: the
 reports, the final checkpoint, the records) and the tables, and divides the trials over the slots
 (trials running at once).
@@ -26,10 +29,9 @@ from pathlib import Path
 
 from symgrid.trainables.config import hidden_widths, parse_trial_config
 from symgrid.trainables.losses import head
-from symgrid.trainables.reference import ber_map
+from symgrid.trainables.map_reference import budget_symbols
 
 RATES_FILE = Path(__file__).with_name("rates.json")  # written by benchmarks/rates.py
-FIRST_CHUNK, MAX_CHUNK = 16384, 1 << 20  # symbols; as trainables.metrics.evaluate_ber
 
 
 @functools.cache
@@ -49,17 +51,13 @@ def num_params(config: dict) -> int:
 
 @functools.lru_cache(maxsize=4096)
 def eval_symbols(k: int, ebno_db: float, min_errors: int, max_bits: float) -> int:
-    """Symbols one Eb/N0 point evaluates: chunks until min_errors expected or max_bits spent."""
-    ber = float(ber_map(ebno_db, k))
-    symbols, chunk = 0, FIRST_CHUNK
-    while symbols * k * ber < min_errors and (symbols + 1) * k <= max_bits:
-        symbols += min(chunk, int((max_bits - symbols * k) // k))
-        chunk = min(2 * chunk, MAX_CHUNK)
-    return symbols
+    """Symbols one Eb/N0 point evaluates: its budget, whatever the detector does."""
+    return budget_symbols(ebno_db, k, min_errors, int(max_bits))
 
 
 def trial_seconds(config: dict) -> dict[str, float]:
-    """Modelled seconds of one trial on one core: ``train`` (build, epochs) and ``eval``."""
+    """Modelled seconds of one trial on one core: ``train`` (build, epochs), ``eval`` (with MAP's
+    side cached) and ``reference`` (MAP's side, paid by the first trial of the seed per worker)."""
     r, params = rates(), num_params(config)
     train, ev = config["train"], config["eval"]
     k = config["modulation"]["num_bits_per_symbol"]
@@ -72,23 +70,29 @@ def trial_seconds(config: dict) -> dict[str, float]:
     points = [
         eval_symbols(k, float(e), ev["min_errors"], float(ev["max_bits"])) for e in ev["ebno_db"]
     ]
-    per_eval = r["eval_us"][str(k)] * 1e-6 + forward
-    evaluate = sum(points) * per_eval + len(points) * ev["biasvar_symbols"] * forward
-    return {"train": build + train["epochs"] * epoch, "eval": evaluate}
+    cached = r["eval_cached_us"][str(k)] * 1e-6
+    evaluate = sum(points) * (cached + forward) + len(points) * ev["biasvar_symbols"] * forward
+    reference = sum(points) * max(r["eval_us"][str(k)] * 1e-6 - cached, 0.0)
+    return {"train": build + train["epochs"] * epoch, "eval": evaluate, "reference": reference}
 
 
 def grid_cost(configs: list[dict], slots: int) -> dict[str, float]:
     """Core-hours of training and evaluation, and the wall time with ``slots`` trials at once."""
-    grid = rates()["grid"]
+    grid, slots = rates()["grid"], max(1, slots)
     cache: dict[str, dict] = {}
+    sharing: dict[str, list] = {}  # MAP's side: [seconds, trials] per (seed, k, eval settings)
     train = evaluate = longest = 0.0
     for config in configs:
         key = json.dumps({**config, "seed": None}, sort_keys=True)  # the seed costs nothing
         if key not in cache:
             cache[key] = trial_seconds(config)
-        train, evaluate = train + cache[key]["train"], evaluate + cache[key]["eval"]
-        longest = max(longest, cache[key]["train"] + cache[key]["eval"])
-    n, slots = len(configs), max(1, slots)
+        t = cache[key]
+        train, evaluate = train + t["train"], evaluate + t["eval"]
+        longest = max(longest, t["train"] + t["eval"] + t["reference"])
+        ref = json.dumps([config.get("seed"), config["modulation"], config["eval"]], sort_keys=True)
+        sharing.setdefault(ref, [t["reference"], 0])[1] += 1
+    evaluate += sum(seconds * min(slots, trials) for seconds, trials in sharing.values())
+    n = len(configs)
     per_trial = grid["per_trial_s"] + grid["in_ray_per_trial_s"]
     busy = max((train + evaluate + n * per_trial) / slots, longest)  # one trial: 1 core
     wall = grid["startup_s"] + busy + grid["finish_s"] + n * grid["finish_per_trial_s"]

@@ -68,6 +68,7 @@ TOP_KEYS = (
     "resources",
     "max_failures",
     "checkpoint",
+    "metric",
 )
 SECTION_TYPES = {**SECTIONS, "eval": Eval}
 NAMED = {"loss": LOSSES, "scheduler": SCHEDULERS}
@@ -109,6 +110,8 @@ class _Header:
     name: str = ""
     description: str = ""
     max_failures: int = bounded(2, ge=0)  # Ray retries of a crashed trial, from its checkpoint
+    # The analysis's figure of merit (analysis.merit): BER is the lecture's question.
+    metric: Literal["ber_ratio_map", "rate_gap"] = "ber_ratio_map"
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,7 @@ class Spec:
     resources: Resources = field(default_factory=Resources)
     max_failures: int = 2
     checkpoint: CheckpointPolicy = field(default_factory=CheckpointPolicy)
+    metric: str = "ber_ratio_map"  # what the report ranks and tests by (analysis only)
     source: str = ""  # the YAML text, for reproducibility
     _trials: list = field(default_factory=list, init=False, compare=False, repr=False)
 
@@ -175,7 +179,8 @@ def _parse_spec(raw: object, source: str, allow_large: bool) -> Spec:
         if key not in TOP_KEYS:
             raise SpecError(str(key), f"unknown key; {did_you_mean(key, TOP_KEYS)}")
     header = parse(
-        _Header, {k: v for k, v in raw.items() if k in ("name", "description", "max_failures")}
+        _Header,
+        {k: v for k, v in raw.items() if k in ("name", "description", "max_failures", "metric")},
     )
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", header.name) or not header.name.strip("."):
         got = repr(header.name) if "name" in raw else "missing"
@@ -192,6 +197,7 @@ def _parse_spec(raw: object, source: str, allow_large: bool) -> Spec:
         resources=parse(Resources, raw.get("resources"), "resources"),
         max_failures=header.max_failures,
         checkpoint=parse(CheckpointPolicy, raw.get("checkpoint"), "checkpoint"),
+        metric=header.metric,
         source=source,
     )
     _trials(spec)  # every kept trial must be a valid trial config
@@ -493,6 +499,7 @@ def spec_hash(spec: Spec) -> str:
     """First 12 hex digits of the sha256 of the canonical JSON of the parsed spec; the base enters
     resolved, so a spec and its :func:`resolved_yaml` hash the same."""
     plain = {**_plain(spec), "axes": list(spec.axes.items())}  # axis order orders the trials
+    del plain["metric"]  # the analysis's choice, not the trials': same trials, same hash
     text = json.dumps(plain, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 

@@ -39,6 +39,8 @@ def test_evaluation(tmp_path):
         positive(row, ["bits", "mbit_per_s", "channel_map_only_mbit_per_s"])
     for row in data["budget"]:
         positive(row, ["bits", "errors", "seconds"])
+    (trial,) = data["trial"]
+    assert trial["cached_s"] < trial["cold_s"]  # MAP's side computed once per (seed, point)
 
 
 @pytest.mark.parametrize("name", ["grid_efficiency", "memory"])
@@ -83,3 +85,12 @@ def test_estimate(tmp_path):
     assert rows[0]["case"] == "trial tiny" and len(rows) >= 2  # the trial, then scale.json's grids
     for row in rows:
         positive(row, ["measured_s", "estimate_s", "ratio"])
+
+
+def test_calibration(tmp_path):
+    data = smoke("calibration", tmp_path)
+    rows = {(r["seeds"], r["method"]): r for r in data["rows"]}
+    assert {n for n, _ in rows} == {2, 3, 5}
+    for n in (2, 3, 5):
+        now, before = rows[(n, "seed-level (now)")], rows[(n, "blocks as replicates (before)")]
+        assert now["coverage"] > before["coverage"] and now["fwer_null"] < before["fwer_null"]

@@ -1,5 +1,7 @@
 """Tests for trainables.metrics: intervals, McNemar and the paired BER evaluation."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -12,11 +14,12 @@ from symgrid.trainables.metrics import (
     ratio_to_map,
     trial_ratio_to_map,
 )
-from symgrid.trainables.reference import map_bits
+from symgrid.trainables.reference import ber_map, map_bits
 
 KEYS = {
     "ebno_db", "bits", "errors", "ber", "ci_low", "ci_high", "errors_map", "ber_map",
-    "ber_ratio_map", "n01", "n10", "mcnemar_p", "ber_theory_nearest", "ber_theory_map",
+    "ber_ratio_map", "log_ratio_map", "log_ratio_map_se", "n01", "n10", "mcnemar_p",
+    "ber_theory_nearest", "ber_theory_map", "rate", "rate_map", "rate_gap", "rate_gap_se",
 }  # fmt: skip
 
 
@@ -67,18 +70,18 @@ def test_evaluate_ber_always_wrong_on_bit_zero():
     assert row["n01"] > 0 and row["mcnemar_p"] < 1e-12
 
 
-def test_stopping_rule():
+def test_budget_rule():
     seed = 2
-    # Low SNR: min_errors is reached within the first chunk.
+    # Low SNR: MAP's expected errors reach min_errors within a few symbols; no chunk rounding.
     (row,) = evaluate_ber(_map_detector(4), 4, [-5.0], 100, 10**6, seed, chunk_symbols=1000)
-    assert row["errors"] >= 100 and row["bits"] == 4000
-    # High SNR, no errors: the bit budget is used exactly, trimmed to whole symbols.
+    expected = math.ceil(100 / (4 * float(ber_map(-5.0, 4))))
+    assert row["bits"] == 4 * expected and expected < 1000
+    # High SNR: the cap, trimmed to whole symbols.
     (row,) = evaluate_ber(_map_detector(4), 4, [30.0], 10, 50_003, seed, chunk_symbols=1000)
     assert row["bits"] == 50_000 and row["errors"] == 0 and row["ci_low"] == 0.0
-    # Chunks double (1000, 2000, 4000 symbols): stops after the chunk that reaches min_errors.
+    # Across several doubling chunks (1000, 2000, 4000, ... symbols), the last one trimmed.
     (row,) = evaluate_ber(_map_detector(2), 2, [4.0], 300, 10**6, seed, chunk_symbols=1000)
-    assert row["errors"] >= 300 and row["bits"] <= 10**6
-    assert row["bits"] in {2 * s for s in (1000, 3000, 7000, 15000, 31000, 63000, 127000)}
+    assert row["bits"] == 2 * math.ceil(300 / (2 * float(ber_map(4.0, 2)))) > 2 * 7000
 
 
 def _map_wrong_near_the_axis(batch):
@@ -122,8 +125,18 @@ def test_ratio_to_map_is_continuity_corrected():
     np.testing.assert_allclose(ratio_to_map([1, 2], [3, 4]), [1.5 / 3.5, 2.5 / 4.5])
 
 
-def test_trial_ratio_counts_every_point():
-    points = [{"errors": 400, "errors_map": 400}, {"errors": 30, "errors_map": 0}]
-    ratio, zero = trial_ratio_to_map(points)
-    assert ratio == pytest.approx((1 + 61) / 2) and zero == 1  # the old mean skipped point 2
-    assert trial_ratio_to_map([]) == (None, 0)
+def test_trial_ratio_is_the_geometric_mean_of_every_point():
+    points = [
+        {"errors": 400, "errors_map": 400, "log_ratio_map_se": 0.03},
+        {"errors": 30, "errors_map": 0, "log_ratio_map_se": 0.4},
+    ]
+    for p in points:
+        p.update(rate_gap=0.01, rate_gap_se=0.002)
+    got = trial_ratio_to_map(points)
+    assert got["ber_ratio_map"] == pytest.approx(math.sqrt(1 * 61))  # not the mean, 31
+    assert got["log_ratio_map"] == pytest.approx(math.log(61) / 2)
+    assert got["log_ratio_map_se"] == pytest.approx(math.sqrt(0.03**2 + 0.4**2) / 2)
+    assert got["rate_gap"] == pytest.approx(0.01)
+    assert got["rate_gap_se"] == pytest.approx(math.sqrt(2 * 0.002**2) / 2)
+    assert got["points_no_map_errors"] == 1
+    assert trial_ratio_to_map([])["ber_ratio_map"] is None

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats as sp
-from symgrid.analysis import compare, confirmation, effects, stats
+from symgrid.analysis import compare, confirmation, effects, inference, stats
 from symgrid.analysis.findings import confirmation_sentence, ranking_sentence
 
 
@@ -95,9 +95,10 @@ def test_ranking_interval_is_a_t_interval_over_seeds():
     trials = synthetic_trials(0.1, seeds=5, noise=0.01)
     table = stats.ranking(trials, no_points(trials), ["x", "seed"])
     top = table.iloc[0]
-    ratios = trials.loc[trials["x"] == "A", "ber_ratio_map"]
-    low, high = sp.t.interval(0.95, 4, ratios.mean(), sp.sem(ratios))
+    logs = np.log(trials.loc[trials["x"] == "A", "ber_ratio_map"])  # the log scale, shown as exp
+    low, high = np.exp(sp.t.interval(0.95, 4, logs.mean(), sp.sem(logs)))
     assert top["setting"] == "x=A" and top["interval"] == "t over 5 seeds"
+    assert top["score"] == pytest.approx(np.exp(logs.mean()), rel=1e-12)  # geometric mean
     assert (top["ci_low"], top["ci_high"]) == pytest.approx((low, high), rel=1e-12)
 
 
@@ -120,7 +121,8 @@ def test_two_seeds_cannot_separate_a_small_lead():
     result = stats.best_vs_runner_up(trials, table, ["x", "seed"])
     assert not result["significant"] and result["seeds"] == 2
     text = ranking_sentence(result, table)
-    assert "2 seeds cannot separate it from the runner-up" in text
+    assert "too few seeds to separate settings (2 seeds" in text
+    assert "selected as the lowest of 2 settings" in text and "optimistic" in text
     assert "symgrid confirm" in text  # the winner's curse is named, with the way out
 
 
@@ -140,13 +142,52 @@ def test_effects_delta_and_verdicts_on_a_synthetic_factorial():
     assert table.loc[("a", "a1"), "significant"]  # 5 % worse: must be found
     assert not table.loc[("a", other_null), "significant"]  # no effect: must not be
     assert not table.loc[("b", "b1" if table.loc[("b", "b0"), "best"] else "b0"), "significant"]
-    # The a1 row by hand: paired over the 8 blocks (b, seed), Holm over the 3 comparisons.
-    wide = trials.pivot_table(index=["b", "seed"], columns="a", values="y")
-    d = wide["a1"] - wide[best]
-    assert table.loc[("a", "a1"), "delta"] == pytest.approx(np.expm1(d.mean()), rel=1e-12)
-    raw = table["p"].dropna().to_numpy()
-    np.testing.assert_allclose(table["p_adj"].dropna(), stats.holm(raw))
-    assert table.loc[("a", "a1"), "p"] == pytest.approx(sp.ttest_rel(wide["a1"], wide[best]).pvalue)
+    # The a1 row by hand: per seed, the mean over its 2 blocks (b) of the difference; a t-test
+    # over the 4 seeds (3 df); Bonferroni over the family: 3 pairs of a, 1 of b.
+    wide = trials.pivot_table(index=["seed", "b"], columns="a", values="y")
+    d = (wide["a1"] - wide[best]).groupby(level="seed").mean()
+    row = table.loc[("a", "a1")]
+    assert row["delta"] == pytest.approx(np.expm1(d.mean()), rel=1e-12)
+    assert row["p"] == pytest.approx(sp.ttest_1samp(d, 0).pvalue, rel=1e-12)
+    assert row["p_adj"] == pytest.approx(min(1, 4 * row["p"]), rel=1e-12)
+    low, high = sp.ttest_1samp(d, 0).confidence_interval(1 - 0.05 / 4)  # simultaneous interval
+    assert (row["delta_ci_low"], row["delta_ci_high"]) == pytest.approx(
+        (np.expm1(low), np.expm1(high)), rel=1e-9
+    )
+    assert row["seeds"] == 4
+
+
+def test_seed_intervals_agree_with_their_tests():
+    """Bonferroni: significant exactly when the interval excludes 0, for any family size."""
+    rng = np.random.default_rng(3)
+    d = rng.normal(0.02, 0.02, (2000, 4))  # 2000 contrasts over 4 seeds
+    for m in (1, 7, 40):
+        tests = inference.seed_intervals(d, m)
+        excludes = (tests["low"] > 0) | (tests["high"] < 0)
+        np.testing.assert_array_equal(excludes, tests["p_adj"] < inference.ALPHA)
+        ci = sp.ttest_1samp(d[0], 0).confidence_interval(1 - 0.05 / m)
+        assert (tests["low"][0], tests["high"][0]) == pytest.approx((ci.low, ci.high), rel=1e-12)
+
+
+def test_interaction_f_is_the_blocked_anova_with_seed_as_block():
+    """Against statsmodels: the a:b F with the a:b:seed mean square as its error (the model
+    with seed, seed x a, seed x b and a x b; its residual is a x b x seed)."""
+    from statsmodels.formula.api import ols
+    from statsmodels.stats.anova import anova_lm
+
+    rng = np.random.default_rng(8)
+    cells = rng.normal(0, 0.05, (4, 3, 2))  # [seeds, a, b]
+    cells[:, 2, 1] += 0.08  # the effect of a depends on b
+    test = inference.interaction_f(cells)
+    frame = pd.DataFrame(
+        [(s, a, b, cells[s, a, b]) for s in range(4) for a in range(3) for b in range(2)],
+        columns=["s", "a", "b", "y"],
+    ).astype({"s": str, "a": str, "b": str})
+    fit = ols("y ~ C(s) * C(a) + C(s) * C(b) + C(a):C(b)", data=frame).fit()
+    table = anova_lm(fit, typ=2)
+    assert test["F"] == pytest.approx(table.loc["C(a):C(b)", "F"], rel=1e-8)
+    assert test["df_num"] == 2 and test["df_den"] == fit.df_resid == 6
+    assert test["p"] == pytest.approx(table.loc["C(a):C(b)", "PR(>F)"], rel=1e-8)
 
 
 def confirm_fixture(winner_shift: float) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -156,7 +197,7 @@ def confirm_fixture(winner_shift: float) -> tuple[pd.DataFrame, pd.DataFrame]:
             "rank": [1, 2],
             "setting": ["x=A", "x=B"],
             "seeds": [2, 2],
-            "ber_ratio_map": [1.01, 1.02],
+            "score": [1.01, 1.02],
             "ci_low": [0.9, 0.9],
             "ci_high": [1.1, 1.1],
         }
@@ -192,14 +233,36 @@ def test_runs_side_by_side_keep_shared_rows_in_the_first_runs_order():
     first = pd.DataFrame(
         {
             "setting": ["s2", "s1", "only-here"],
-            "ber_ratio_map": [1.0, 1.1, 1.2],
+            "score": [1.0, 1.1, 1.2],
             "ci_low": [0.9, 1.0, np.nan],
             "ci_high": [1.1, 1.2, np.nan],
         }
     )
-    second = first.iloc[[1, 0]].assign(ber_ratio_map=[1.05, 1.15])
+    second = first.iloc[[1, 0]].assign(score=[1.05, 1.15])
     table = compare.settings_across({"A": first, "B": second})
     assert list(table["setting"]) == ["s2", "s1"]  # best first; a setting of one run left out
     assert list(table.columns) == ["setting", "A", "B"]
     assert table.iloc[0]["A"] == "1.0000 (0.9000-1.1000)"
     assert table.iloc[0]["B"] == "1.1500 (0.9000-1.1000)"
+
+
+def test_not_distinguishable_from_map_says_how_far_off_the_data_allow():
+    trials = synthetic_trials(0.1, seeds=5, noise=0.01)
+    points = trials[["trial_id"]].assign(ebno_db=0.0, mcnemar_p=0.5, n01=10, n10=10)
+    table = stats.ranking(trials, points, ["x", "seed"])
+    top = table.iloc[0]
+    assert top[stats.VERDICT] == (
+        f"not distinguishable at 5/5 points; the data allow up to {top['ci_high']:.4f}"
+    )
+
+
+def test_a_best_setting_below_map_is_never_called_better_than_optimal():
+    trials = synthetic_trials(0.1, seeds=5, noise=0.01).assign(
+        ber_ratio_map=lambda f: f["ber_ratio_map"] * 0.9  # A's geometric mean is below 1
+    )
+    table = stats.ranking(trials, no_points(trials), ["x", "seed"])
+    assert table.iloc[0]["score"] < 1
+    text = ranking_sentence(stats.best_vs_runner_up(trials, table, ["x", "seed"]), table)
+    assert (
+        "not a detector better than bitwise MAP" in text and "selected as the lowest of 2" in text
+    )

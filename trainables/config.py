@@ -77,8 +77,12 @@ class Optimizer:
 @dataclass(frozen=True)
 class Eval:
     ebno_db: tuple[float, ...] = (-4.0, 0.0, 4.0, 8.0, 12.0)
-    min_errors: int = bounded(200, ge=1, le=10**9)  # about +-14 % at 95 % confidence
-    max_bits: int = bounded(20_000_000, ge=1, le=10**13)  # per point: caps the time at high SNR
+    # Expected bitwise-MAP errors per point that set its budget, fixed before any detector is
+    # seen: ceil(min_errors / (k BER_MAP)) symbols (map_reference.budget_symbols). 200 gives
+    # MAP's count about +-14 % at 95 % confidence; a detector near MAP is judged far more
+    # precisely by the paired log ratio (only discordant bits add noise).
+    min_errors: int = bounded(200, ge=1, le=10**9)
+    max_bits: int = bounded(20_000_000, ge=1, le=10**13)  # per point: caps the budget at high SNR
     biasvar_symbols: int = bounded(4096, ge=1, le=2**20)  # shared set for bias-variance
 
 

@@ -35,6 +35,9 @@ LOSSES: dict[str, type] = {
     "nll": NoParams,  # NLLLoss on log_softmax of the symbol logits
 }
 SYMBOL_LOSSES = frozenset({"cross_entropy", "nll"})
+# The losses that see sigmoid(out) as a bit probability: their soft output is that probability,
+# clamped (metrics.PROB_EPS) before a cross-entropy; the others' outputs are exact bit logits.
+PROBABILITY_LOSSES = frozenset({"bce", "mse", "l1", "smooth_l1"})
 SMOOTHABLE = frozenset({"bce", "bce_logits", "cross_entropy"})  # label smoothing means something
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]

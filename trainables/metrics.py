@@ -7,21 +7,23 @@ estimated BERs.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from scipy.stats import beta, binomtest
-from symgrid.trainables import reference
-from symgrid.trainables.channel import point_key, seeded_generator, transmit
-from symgrid.trainables.constellation import qam
+from symgrid.trainables import map_reference, reference
 
 _CONFIDENCE = 0.95  # Clopper-Pearson level reported per Eb/N0 point
-# Samples x points per exact-LLR slice: bounds its memory (256-QAM too), and slices that fit in
-# cache run 2-3x faster than 2**24 (benchmarks/evaluation.py).
-_MAP_ELEMENTS = 1 << 20
 # Added to both error counts of a point before their ratio (the Haldane-Anscombe correction):
 # a point where MAP made no errors still counts, and the ratio stays finite.
 CONTINUITY = 0.5
-TEST_STREAM = "test"  # the test samples of Eb/N0 point e come from (seed, "test", point_key(e))
+# Sigmoid outputs (and hard decisions) are clamped to [PROB_EPS, 1 - PROB_EPS] before their
+# cross-entropy: float32 still resolves 1 - 1e-6 (its spacing there is 6e-8), and one confidently
+# wrong bit then costs ln(1e6) = 13.8 nats instead of infinity.
+PROB_EPS = 1e-6
+LOGIT_CLAMP = math.log((1 - PROB_EPS) / PROB_EPS)  # the same clamp on the logit scale: +-13.8
+LN2 = math.log(2.0)
 
 
 def clopper_pearson(errors, bits, confidence: float = _CONFIDENCE):
@@ -77,45 +79,80 @@ def mcnemar_pvalue(n01: int, n10: int) -> float:
     return float(binomtest(n01, n01 + n10, 0.5).pvalue)
 
 
-def _map_bits_sliced(y: torch.Tensor, no: torch.Tensor, num_bits_per_symbol: int):
-    """:func:`reference.map_bits` over row slices so its ``[n, 2**k]`` work stays bounded."""
-    rows = max(1, _MAP_ELEMENTS // 2**num_bits_per_symbol)
-    parts = [
-        reference.map_bits(y[s : s + rows], no[s : s + rows], num_bits_per_symbol)
-        for s in range(0, y.shape[0], rows)
-    ]
-    return torch.cat(parts)  # [n, k]
+def soft_logits(out: torch.Tensor) -> torch.Tensor:
+    """Bit logits of a detector's output: float logits as they are; hard bool decisions read as
+    probabilities 0 and 1 clamped to ``PROB_EPS`` (logits ``+-LOGIT_CLAMP``)."""
+    if out.dtype == torch.bool:
+        return torch.where(out, LOGIT_CLAMP, -LOGIT_CLAMP)
+    return out.to(torch.float32)
 
 
-def _count_point(detect, k, ebno_db, min_errors, max_bits, seed, device, chunks):
-    """Paired error counts at one Eb/N0 point: ``(bits, errors, errors_map, n01, n10)``.
+def _count_point(detect, k, ebno_db, budget, seed, device, chunks):
+    """Paired counts and cross-entropy sums at one Eb/N0 point (see :func:`_point_row`).
 
-    The point's samples come from its own stream, keyed by (seed, Eb/N0), in chunks of a fixed
-    size sequence: two detectors tested with one seed see the same samples at this point, chunk
-    for chunk, whichever points they tested before and however many errors they made there.
+    The point's ``budget`` symbols come from its own stream, keyed by (seed, Eb/N0), in chunks of
+    a fixed size sequence, and MAP's side of them comes from :func:`map_reference.map_side`
+    (cached per worker): two detectors tested with one seed see the same samples here, chunk for
+    chunk, whatever they did elsewhere.
     """
-    chunk, max_chunk = chunks
-    generator = seeded_generator(seed, TEST_STREAM, point_key(ebno_db))
-    points = qam(k)
-    bits = errors = errors_map = n01 = n10 = 0
-    while errors < min_errors and bits + k <= max_bits:
-        n = min(chunk, (max_bits - bits) // k)  # trim so the bit budget is never exceeded
-        batch = transmit(n, k, float(ebno_db), generator, device, constellation=points)
+    sizes = tuple(map_reference.chunk_sizes(budget, *chunks))
+    side = map_reference.map_side(seed, ebno_db, k, sizes, device)
+    c = dict.fromkeys(["bits", "errors", "errors_map", "n01", "n10"], 0)
+    c.update(dict.fromkeys(["bce", "bce_map", "d", "d2"], 0.0))  # sums over symbols, nats
+    batches = map_reference.point_chunks(seed, ebno_db, k, list(sizes), device)
+    for batch, packed, bce_map in zip(batches, side.wrong, side.bce, strict=True):
         truth = batch.bits.bool()  # [n, k]
-        wrong = detect(batch).to(truth.device).bool() != truth  # [n, k]
-        wrong_map = _map_bits_sliced(batch.y, batch.no, k) != truth  # [n, k]
-        bits += truth.numel()
-        errors += int(wrong.sum())
-        errors_map += int(wrong_map.sum())
-        n01 += int((wrong & ~wrong_map).sum())
-        n10 += int((~wrong & wrong_map).sum())
-        chunk = min(2 * chunk, max_chunk)  # low-BER points would crawl at a fixed chunk size
-    return bits, errors, errors_map, n01, n10
+        logits = soft_logits(detect(batch)).to(truth.device)  # [n, k]
+        wrong = (logits > 0) != truth
+        wrong_map = map_reference.unpack(packed.to(truth.device), k)  # [n, k]
+        bce = map_reference.bit_cross_entropy(logits, truth).cpu()  # [n], float64
+        d = bce - bce_map  # [n]: per-symbol gap in nats
+        c["bits"] += truth.numel()
+        c["errors"] += int(wrong.sum())
+        c["errors_map"] += int(wrong_map.sum())
+        c["n01"] += int((wrong & ~wrong_map).sum())
+        c["n10"] += int((~wrong & wrong_map).sum())
+        c["bce"] += float(bce.sum())
+        c["bce_map"] += float(bce_map.sum())
+        c["d"], c["d2"] = c["d"] + float(d.sum()), c["d2"] + float(d.square().sum())
+    return c
 
 
-def _point_row(ebno_db: float, k: int, counts) -> dict:
+def rates(k: int, c: dict) -> dict:
+    """Bit-metric decoding rates of the detector and of MAP, their gap and its standard error.
+
+    Output
+    ------
+    dict with ``rate``, ``rate_map``, ``rate_gap``, ``rate_gap_se`` in bits per symbol (NaN
+    without symbols).
+
+    Note
+    ----
+    ``R = k - sum_j BCE_j / ln 2`` with ``BCE_j`` the mean over symbols of bit j's binary
+    cross-entropy (nats) under the detector's probabilities. For the exact posterior it is the
+    bitwise mutual information, the largest ``R`` any demapper achieves (in expectation), so
+    ``rate_gap = rate_map - rate >= 0`` in expectation. Per symbol ``d_i`` is the detector's
+    summed BCE minus MAP's on the same sample, so ``rate_gap = mean(d) / ln 2`` and its paired
+    standard error is ``sd(d) / sqrt(n) / ln 2`` (``sd`` with ``n - 1``). ``R`` can be negative
+    for a detector confidently wrong (hard decisions read as clamped probabilities).
+    """
+    n = c["bits"] // k
+    if n == 0:
+        return dict.fromkeys(["rate", "rate_map", "rate_gap", "rate_gap_se"], float("nan"))
+    mean_d = c["d"] / n
+    var_d = max(c["d2"] - n * mean_d**2, 0.0) / (n - 1) if n > 1 else float("nan")
+    return {
+        "rate": k - c["bce"] / n / LN2,
+        "rate_map": k - c["bce_map"] / n / LN2,
+        "rate_gap": mean_d / LN2,
+        "rate_gap_se": math.sqrt(var_d / n) / LN2,
+    }
+
+
+def _point_row(ebno_db: float, k: int, c: dict) -> dict:
     """Result row of one Eb/N0 point from its paired counts."""
-    bits, errors, errors_map, n01, n10 = counts
+    bits, errors, errors_map = c["bits"], c["errors"], c["errors_map"]
+    n01, n10 = c["n01"], c["n10"]
     low, high = clopper_pearson(errors, bits) if bits else (0.0, 1.0)
     return {
         "ebno_db": float(ebno_db),
@@ -127,12 +164,40 @@ def _point_row(ebno_db: float, k: int, counts) -> dict:
         "errors_map": errors_map,
         "ber_map": errors_map / bits if bits else float("nan"),
         "ber_ratio_map": float(ratio_to_map(errors, errors_map)),
+        "log_ratio_map": float(np.log(ratio_to_map(errors, errors_map))),
+        "log_ratio_map_se": float(log_ratio_se(errors, errors_map, n01, n10)),
         "n01": n01,
         "n10": n10,
         "mcnemar_p": mcnemar_pvalue(n01, n10),
         "ber_theory_nearest": float(reference.ber_nearest(ebno_db, k)),
         "ber_theory_map": float(reference.ber_map(ebno_db, k)),
+        **rates(k, c),
     }
+
+
+def log_ratio_se(errors, errors_map, n01, n10):
+    """Standard error of ``log`` :func:`ratio_to_map` from the paired counts of one point.
+
+    Output
+    ------
+    se : numpy.float64, broadcast shape of the inputs
+        ``sqrt((n01 + n10) / (E * Em))`` with ``E = errors + 0.5``, ``Em = errors_map + 0.5``.
+
+    Note
+    ----
+    Each bit falls in one cell: both wrong (``n11``), only the detector wrong (``n01``), only MAP
+    wrong (``n10``), both right. With rare errors the cell counts are nearly independent Poisson
+    counts, so ``Var E = E``, ``Var Em = Em``, ``Cov(E, Em) = Var n11 = n11`` (``E = n11 + n01``,
+    ``Em = n11 + n10``). The delta method on ``log E - log Em`` gives
+    ``Var = Var E / E^2 + Var Em / Em^2 - 2 Cov / (E Em) = 1/E + 1/Em - 2 n11 / (E Em)
+    = (E + Em - 2 n11) / (E Em) = (n01 + n10) / (E Em)``: only the discordant bits carry
+    sampling noise; concordant errors cancel. The continuity-corrected counts stand in for
+    ``E`` and ``Em`` (as in the ratio), so a point without MAP errors keeps a finite variance.
+    """
+    e = np.asarray(errors, dtype=np.float64) + CONTINUITY
+    e_map = np.asarray(errors_map, dtype=np.float64) + CONTINUITY
+    discordant = np.asarray(n01, dtype=np.float64) + np.asarray(n10, dtype=np.float64)
+    return np.sqrt(discordant / (e * e_map))[()]
 
 
 def ratio_to_map(errors, errors_map):
@@ -160,8 +225,8 @@ def ratio_to_map(errors, errors_map):
     return ((e + CONTINUITY) / (e_map + CONTINUITY))[()]
 
 
-def trial_ratio_to_map(points: list[dict]) -> tuple[float | None, int]:
-    """A trial's figure of merit and how many of its points had no MAP errors.
+def trial_ratio_to_map(points: list[dict]) -> dict:
+    """A trial's figures of merit over its Eb/N0 points.
 
     Input
     -----
@@ -169,16 +234,36 @@ def trial_ratio_to_map(points: list[dict]) -> tuple[float | None, int]:
 
     Output
     ------
+    dict with
     ber_ratio_map : float | None
-        Mean over **all** points of :func:`ratio_to_map` (none dropped); None without points.
+        Geometric mean over **all** points of :func:`ratio_to_map`, ``exp(log_ratio_map)``
+        (none dropped); None without points.
+    log_ratio_map, log_ratio_map_se : float | None
+        Mean of the points' log ratios, equal weights on the log scale (with budgets set by
+        MAP's expected errors each point has about the same relative precision), and its standard
+        error ``sqrt(sum of the points' variances) / n_points`` (the points are independent
+        samples; :func:`log_ratio_se`).
+    rate_gap, rate_gap_se : float | None
+        Mean over points of the achievable-rate gap (bits/symbol) and its standard error, the
+        same way.
     points_no_map_errors : int
         Points where MAP made no errors (their ratio rests on the continuity correction).
     """
+    keys = ["ber_ratio_map", "log_ratio_map", "log_ratio_map_se", "rate_gap", "rate_gap_se"]
     if not points:
-        return None, 0
-    errors = np.array([p["errors"] for p in points])
-    errors_map = np.array([p["errors_map"] for p in points])
-    return float(np.mean(ratio_to_map(errors, errors_map))), int((errors_map == 0).sum())
+        return {**dict.fromkeys(keys), "points_no_map_errors": 0}
+    n = len(points)
+    logs = np.log(ratio_to_map([p["errors"] for p in points], [p["errors_map"] for p in points]))
+    log_se = np.array([p["log_ratio_map_se"] for p in points])
+    gap, gap_se = np.array([[p["rate_gap"], p["rate_gap_se"]] for p in points]).T
+    return {
+        "ber_ratio_map": float(np.exp(logs.mean())),
+        "log_ratio_map": float(logs.mean()),
+        "log_ratio_map_se": float(np.sqrt(np.square(log_se).sum()) / n),
+        "rate_gap": float(gap.mean()),
+        "rate_gap_se": float(np.sqrt(np.square(gap_se).sum()) / n),
+        "points_no_map_errors": int(sum(p["errors_map"] == 0 for p in points)),
+    }
 
 
 def evaluate_ber(
@@ -192,23 +277,28 @@ def evaluate_ber(
     chunk_symbols: int = 16384,
     max_chunk_symbols: int = 1 << 20,
 ) -> list[dict]:
-    """Monte Carlo BER of a detector, paired with bitwise MAP on the same samples.
+    """Monte Carlo BER and achievable rate of a detector, paired with bitwise MAP on its samples.
 
     Parameters
     ----------
     detect : callable
-        ``detect(batch: channel.Batch) -> [n, k] bool`` hard bit decisions.
+        ``detect(batch: channel.Batch) -> [n, k]``: bit logits ``log P(b=1)/P(b=0)`` (float; the
+        hard decision is ``logit > 0``), or hard bit decisions (bool, read as probabilities 0/1
+        clamped to ``PROB_EPS`` for the rate).
     num_bits_per_symbol : int
         Bits per symbol ``k``.
     ebno_db_points : iterable of float
         Eb/N0 values in dB; each point uses a fixed Eb/N0.
     min_errors : int
-        Stop a point once the detector made at least this many bit errors.
+        Expected bitwise-MAP errors that set each point's budget: the point tests
+        ``map_reference.budget_symbols`` symbols, ``ceil(min_errors / (k BER_MAP))``, whatever
+        the detector does (no stopping on its errors).
     max_bits : int
-        Bit budget per point; never exceeded (the last chunk is trimmed).
+        Cap on each point's budget in bits; never exceeded.
     seed : int
         The trial's seed. Point ``e`` draws from ``seeded_generator(seed, "test",
-        point_key(e))`` (:mod:`trainables.channel`): common random numbers across trials.
+        point_key(e))`` (:mod:`trainables.channel`): common random numbers across trials, so
+        trials with one seed get the same ``bits`` and ``errors_map`` at every point.
     device : torch.device | str | None
         Device the samples are moved to (they are drawn on the CPU).
     chunk_symbols, max_chunk_symbols : int
@@ -217,17 +307,18 @@ def evaluate_ber(
     Output
     ------
     rows : list of dict, one per point, with keys ``ebno_db, bits, errors, ber, ci_low, ci_high,
-        errors_map, ber_map, ber_ratio_map, n01, n10, mcnemar_p, ber_theory_nearest,
-        ber_theory_map``; ``ber_ratio_map`` is :func:`ratio_to_map`.
+        errors_map, ber_map, ber_ratio_map, log_ratio_map, log_ratio_map_se, n01, n10,
+        mcnemar_p, ber_theory_nearest, ber_theory_map, rate, rate_map, rate_gap, rate_gap_se``;
+        ``ber_ratio_map`` is :func:`ratio_to_map`, ``log_ratio_map`` its log and
+        ``log_ratio_map_se`` :func:`log_ratio_se`; the rates are :func:`rates`.
         ``n01``: detector wrong and MAP right; ``n10``: detector right and MAP wrong; ``ci_*`` is
         the 95 % Clopper-Pearson interval of ``ber``.
     """
-    chunks = (int(chunk_symbols), int(max_chunk_symbols))
+    k, chunks = num_bits_per_symbol, (int(chunk_symbols), int(max_chunk_symbols))
     rows = []
     with torch.no_grad():
         for ebno in ebno_db_points:
-            counts = _count_point(
-                detect, num_bits_per_symbol, ebno, min_errors, max_bits, seed, device, chunks
-            )
-            rows.append(_point_row(float(ebno), num_bits_per_symbol, counts))
+            budget = map_reference.budget_symbols(float(ebno), k, min_errors, max_bits)
+            counts = _count_point(detect, k, float(ebno), budget, seed, device, chunks)
+            rows.append(_point_row(float(ebno), k, counts))
     return rows

@@ -63,11 +63,17 @@ BER_COLUMNS = [
     "errors_map",
     "ber_map",
     "ber_ratio_map",  # (errors + 0.5) / (errors_map + 0.5), see metrics.ratio_to_map
+    "log_ratio_map",  # its natural log
+    "log_ratio_map_se",  # its standard error from the discordant bits, metrics.log_ratio_se
     "n01",  # detector wrong, MAP right
     "n10",  # detector right, MAP wrong
     "mcnemar_p",
     "ber_theory_nearest",
     "ber_theory_map",
+    "rate",  # bit-metric decoding rate of the detector, bits/symbol (metrics.rates)
+    "rate_map",  # the same for the exact MAP posterior: the bitwise mutual information
+    "rate_gap",  # rate_map - rate on the same samples, >= 0 in expectation
+    "rate_gap_se",  # its paired standard error
 ]
 FINISHED = ("completed", "diverged")  # final outcomes; a "failed" record is replaced by a rerun
 

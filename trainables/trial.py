@@ -18,8 +18,8 @@ from symgrid.trainables.channel import Batch, features, seeded_generator, transm
 from symgrid.trainables.config import TrialConfig, hidden_widths, parse_trial_config
 from symgrid.trainables.constellation import bit_labels
 from symgrid.trainables.detector import Detector, bit_logits, num_parameters
-from symgrid.trainables.losses import head, make_loss
-from symgrid.trainables.metrics import evaluate_ber, trial_ratio_to_map
+from symgrid.trainables.losses import PROBABILITY_LOSSES, head, make_loss
+from symgrid.trainables.metrics import LOGIT_CLAMP, evaluate_ber, trial_ratio_to_map
 from symgrid.trainables.schedulers import Schedule
 from symgrid.trainables.shared_set import Predictions, predict_shared
 
@@ -211,6 +211,17 @@ class Trainer:
         return self._eval_logits(batch) > 0
 
     @torch.no_grad()
+    def soft_bits(self, batch: Batch) -> torch.Tensor:
+        """Soft bit decisions [n, k] as logits: a symbol head's softmax marginalized per bit
+        (``detector.bit_logits``), a bit-logit head's outputs as they are, and a sigmoid head's
+        probabilities clamped to ``[PROB_EPS, 1 - PROB_EPS]`` (``metrics``), i.e. its logits to
+        ``+-LOGIT_CLAMP``. ``soft_bits > 0`` is :meth:`detect`."""
+        logits = self._eval_logits(batch)
+        if self.cfg.loss.name in PROBABILITY_LOSSES:
+            return logits.clamp(-LOGIT_CLAMP, LOGIT_CLAMP)
+        return logits
+
+    @torch.no_grad()
     def probabilities(self, batch: Batch) -> torch.Tensor:
         return torch.sigmoid(self._eval_logits(batch))
 
@@ -301,7 +312,7 @@ def finish(trainer: Trainer, status: str, started: datetime) -> TrialOutcome:
     if status == "completed":
         ev = cfg.eval
         ber = evaluate_ber(
-            trainer.detect, k, ev.ebno_db, ev.min_errors, ev.max_bits, cfg.seed, trainer.device
+            trainer.soft_bits, k, ev.ebno_db, ev.min_errors, ev.max_bits, cfg.seed, trainer.device
         )
         predictions = predict_shared(
             trainer.probabilities, k, ev.ebno_db, ev.biasvar_symbols, trainer.device
@@ -315,7 +326,7 @@ def summarize(trainer: Trainer, status: str, started: datetime, ber: list[dict])
     rows, cfg = trainer.rows, trainer.cfg
     finite = [r for r in rows if math.isfinite(r["val_loss"])]
     best = min(finite, key=lambda r: r["val_loss"]) if finite else None
-    ratio, no_map_errors = trial_ratio_to_map(ber)
+    scores = trial_ratio_to_map(ber)
     finished = datetime.now(timezone.utc)
     trained = cfg.train.symbols * len(rows)
     return {
@@ -325,8 +336,9 @@ def summarize(trainer: Trainer, status: str, started: datetime, ber: list[dict])
         "stopped_early": trainer.stopped_early,
         "val_loss_best": best["val_loss"] if best else None,
         "val_ber_best": best["val_ber"] if best else None,
-        "ber_ratio_map": ratio,  # metrics.trial_ratio_to_map: every point, continuity-corrected
-        "points_no_map_errors": no_map_errors,
+        # metrics.trial_ratio_to_map: over every point, continuity-corrected; ber_ratio_map is
+        # the geometric mean of the point ratios, exp(log_ratio_map)
+        **scores,
         "started_at": started.isoformat(),
         "finished_at": finished.isoformat(),
         "wall_s": (finished - started).total_seconds(),
