@@ -20,7 +20,8 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from symgrid.trainables.records import BER_COLUMNS, EPOCH_COLUMNS, IO_THREADS, write_parquet
+from symgrid.trainables.records import BER_COLUMNS, EPOCH_COLUMNS
+from symgrid.trainables.storage_io import IO_THREADS, write_parquet
 
 SUMMARY_COLUMNS = [
     "epochs_run",

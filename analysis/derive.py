@@ -40,7 +40,7 @@ from symgrid.analysis.collect import (
     table_metadata,
 )
 from symgrid.analysis.merit import METRICS, metric_of
-from symgrid.trainables.records import write_json, write_parquet
+from symgrid.trainables.storage_io import write_json, write_parquet
 
 __all__ = ["Statistics", "analyze", "build_all", "check_metric", "statistics"]
 

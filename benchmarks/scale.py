@@ -20,10 +20,17 @@ average before and after it.
     python benchmarks/scale.py --sizes 100 1000        # some sizes only
     python benchmarks/scale.py --sizes 300 --env TUNE_MAX_PENDING_TRIALS_PG=200  # a Tune knob
     python benchmarks/scale.py --smoke                 # 6 trials and 1,350 expanded, ~30 s
+    python benchmarks/scale.py --sizes 1000 4050 --storage-copy   # the records' copy, off and on
+
+``--storage-copy`` runs each size twice on ``--storage`` (moto's S3 server on loopback,
+``tests/s3server.py``): first with the driver's per-trial copy of the records into ``DIR/trials``
+turned off (``SYMGRID_COPY_RECORDS=0``; the run copies them all at its end), then on, one after
+the other, so the two rows are measured at the same load.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -63,6 +70,7 @@ exclude:
   - {{loss: nll, regularization: label_smoothing}}
 """
 SLOTS = 2  # --num-cpus 2, one CPU per trial
+COPY_ENV = "SYMGRID_COPY_RECORDS"  # grid.record_copy.OFF_ENV
 TABLES = """
 import json, resource, sys, time
 from symgrid.analysis.collect import build_tables
@@ -110,14 +118,16 @@ def symgrid(*args: str) -> tuple[subprocess.Popen, float]:
     return subprocess.Popen(cmd, cwd=REPO, env=env, **pipes), start
 
 
-def run_size(n: int, tmp: Path) -> dict:
+def run_size(n: int, tmp: Path, storage: str | None = None, copy: str = "") -> dict:
     import pandas as pd
 
     spec = tmp / f"scale{n}.yaml"
     spec.write_text(spec_text(n))
-    out, load = tmp / f"out{n}", os.getloadavg()
+    out, load = tmp / f"out{n}{copy}", os.getloadavg()
+    more = ["--storage", storage] if storage else []
+    os.environ[COPY_ENV] = "0" if copy == "off" else "1"
     proc, start = symgrid("run", str(spec), "--out", str(out), "--num-cpus", str(SLOTS),
-                          "--no-report", "--yes")  # fmt: skip
+                          "--no-report", "--yes", *more)  # fmt: skip
     rss = PeakRss(proc.pid)
     rss.start()
     _, err = proc.communicate()
@@ -129,6 +139,7 @@ def run_size(n: int, tmp: Path) -> dict:
     trial_s = float(trials["wall_s"].sum())
     return {
         "trials": n,
+        **({"storage": "s3 (moto, loopback)", "copy_as_trials_end": copy} if storage else {}),
         "exit_code": proc.returncode,
         "last_line": err.strip().splitlines()[-1] if err.strip() else "",
         "with_results": int(trials["status"].isin(["completed", "diverged"]).sum()),
@@ -170,6 +181,26 @@ def tables(out: Path) -> dict:
     }
 
 
+@contextlib.contextmanager
+def s3_storage(folder: Path, wanted: bool):
+    """A ``--storage`` URI on moto's S3 server (loopback, stopped at exit), or None."""
+    if not wanted:
+        yield None
+        return
+    sys.path.insert(0, str(REPO / "tests"))
+    from raycluster import free_ports
+    from s3server import CREDENTIALS, S3Server
+
+    os.environ.update(CREDENTIALS)
+    server = S3Server(free_ports(1)[0], folder / "moto.log")
+    server.start()
+    try:
+        server.create_bucket("scale")
+        yield server.uri("scale", "runs")
+    finally:
+        server.stop()
+
+
 def expand_validate(n: int, tmp: Path) -> dict:
     spec = tmp / f"validate{n}.yaml"
     spec.write_text(spec_text(n))
@@ -190,6 +221,7 @@ def main() -> None:
     p.add_argument("--expand", type=int, default=50_000, help="trials to expand and validate")
     p.add_argument("--keep", type=Path, help="keep the run folders here (default: a temp dir)")
     p.add_argument("--env", action="append", default=[], help="KEY=VALUE for the runs (Tune's)")
+    p.add_argument("--storage-copy", action="store_true", help="on S3: the copy off, then on")
     args = p.parse_args()
     os.environ.update(dict(item.split("=", 1) for item in args.env))
     sizes, expand_n = ([6], 1_350) if args.smoke else (args.sizes, args.expand)
@@ -197,12 +229,15 @@ def main() -> None:
     tmp = tempfile.TemporaryDirectory()  # removed at exit unless --keep names a folder
     folder = Path(tempfile.mkdtemp(dir=args.keep)) if args.keep else Path(tmp.name)
     runs = []
-    for n in sizes:
-        runs.append(run_size(n, folder))
-        print(json.dumps(runs[-1]), flush=True)
+    with s3_storage(folder, args.storage_copy) as storage:
+        for n in sizes:
+            for copy in ("off", "on") if storage else ("",):
+                runs.append(run_size(n, folder, storage, copy))
+                print(json.dumps(runs[-1]), flush=True)
     validation = expand_validate(expand_n, folder)
     tmp.cleanup()
-    cols = ["trials", "to_first_trial_s", "wall_s", "overhead_per_trial_s"]
+    cols = ["trials", *(["copy_as_trials_end"] if args.storage_copy else [])]
+    cols += ["to_first_trial_s", "wall_s", "overhead_per_trial_s"]
     cols += ["steady_overhead_per_trial_s", "driver_peak_rss_mib", "tables_s"]
     cols += ["tables_build_s", "tables_peak_rss_mib"]
     if runs:

@@ -14,12 +14,20 @@ from pathlib import Path
 from ray import tune
 from symgrid.grid import fit
 from symgrid.grid.progress import Progress
-from symgrid.grid.run import RunError, finish, new_tuner, ray_session, refuse
+from symgrid.grid.record_copy import copy_records
+from symgrid.grid.run import (
+    RunError,
+    finished_before,
+    new_tuner,
+    ray_session,
+    refuse,
+    run_trials,
+)
 from symgrid.grid.spec import Spec, load_spec
 from symgrid.grid.tuning import set_tune_env
 from symgrid.trainables import network
 from symgrid.trainables.checkpointing import CheckpointPolicy
-from symgrid.trainables.records import RecordStore, write_json
+from symgrid.trainables.storage_io import write_json
 from symgrid.trainables.tune_adapter import RunFiles, last_line, read_plan, trainable
 
 __all__ = ["resume_grid", "read_run_json"]
@@ -42,12 +50,12 @@ def resume_grid(
     given = {k: v for k, v in (ray_options or {}).items() if v is not None}
     cfg = {**info["ray"], **given}
     info["ray"] = cfg
-    store = RecordStore(info["records"])
     policy = CheckpointPolicy(**info["checkpoint"])
+    finished = finished_before(out, info)  # probes the storage: one line if it is gone
     network.load_classes(out)  # network classes the run was given as objects (classes.pkl)
     plan = read_plan(info["plan"])
     classes = network.registered_for([config for _, config in plan.values()])
-    files = RunFiles(info["plan"], info["records"], policy, store.finished(), classes)
+    files = RunFiles(info["plan"], info["records"], policy, finished, classes)
     refuse(fit.before_start(info["resources"], cfg))
     with ray_session(cfg["address"], cfg["num_cpus"], cfg["num_gpus"], verbose):
         refuse(fit.on_cluster(info["resources"], cfg["address"]))
@@ -56,8 +64,9 @@ def resume_grid(
         if tune.Tuner.can_restore(path):
             tuner = restored_tuner(info, files, verbose, started)
         else:
-            tuner = new_tuner(info, files, sorted(plan), verbose, [], started)
-        return finish(tuner.fit(), out, info["name"], files)
+            copier = copy_records(files.records, out)
+            tuner = new_tuner(info, files, sorted(plan), verbose, copier, started)
+        return run_trials(tuner, out, info["name"], files)
 
 
 def restored_tuner(info: dict, files: RunFiles, verbose: bool, started) -> tune.Tuner:

@@ -11,7 +11,10 @@ Output folder layout::
 
 With ``--storage URI`` the plan, Ray's experiment and the records live under
 ``URI/<experiment>/`` (records in ``records/<trial_id>/``), which every node can reach; the
-records are copied into ``DIR/trials`` in bulk when the tables are built.
+driver copies each trial's records into ``DIR/trials`` as the trial ends (``grid.record_copy``)
+and whatever is missing when the tables are built. The storage is probed before anything is
+written (``grid.storage.probe_storage``); a storage that stops answering ends the run in one line
+(exit 130, no tables) and ``symgrid resume DIR`` continues once it answers.
 
 Ray sees each trial only as its id (``{"trial": "t0042"}``): the definitions reach the trials
 through the plan file, so Tune's variant generation and experiment snapshots stay O(1) per trial.
@@ -20,6 +23,7 @@ through the plan file, so Tune's variant generation and experiment snapshots sta
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import sys
@@ -35,22 +39,31 @@ from ray import tune
 from symgrid.grid import fit, outdir
 from symgrid.grid.outdir import BYTES_PER_TRIAL, MIN_FREE_BYTES, holds_run, remove_run
 from symgrid.grid.progress import Progress
+from symgrid.grid.record_copy import copy_records
 from symgrid.grid.spec import Spec, TrialSpec, resolved_yaml, spec_hash
-from symgrid.grid.storage import unshared_storage
+from symgrid.grid.storage import probe_storage, unshared_storage
 from symgrid.grid.tuning import EndedFirstFIFO, TrialIds, loggers, set_tune_env
 from symgrid.trainables import network
-from symgrid.trainables.records import (
+from symgrid.trainables.records import RecordStore
+from symgrid.trainables.storage_io import (
     IO_THREADS,
-    RecordStore,
+    StorageUnreachable,
     filesystem,
     join_uri,
     write_json,
     write_parquet,
 )
-from symgrid.trainables.tune_adapter import RunFiles, last_line, read_plan, trainable
+from symgrid.trainables.tune_adapter import (
+    PlanMissing,
+    RunFiles,
+    last_line,
+    read_plan,
+    trainable,
+)
 
 EXPERIMENT = "ray"  # Ray's experiment folder in DIR when Ray's storage is DIR itself
 AUTO_GPU_FRACTION = 0.25  # four trials share a GPU when the cluster has one
+QUIET_LOGGERS = ("ray.tune", "ray.train")  # without --verbose: their tracebacks stay in DIR/ray
 INTERRUPTED = 130  # exit code of a run stopped before every trial ended (as for Ctrl-C)
 
 
@@ -137,6 +150,7 @@ def run_grid(
     ray_args = {"address": address, "num_cpus": num_cpus, "num_gpus": num_gpus}
     ray_args["max_concurrent"] = max_concurrent
     refuse(before_start(spec, len(trials), out, overwrite, ray_args))
+    refuse(probe_storage(storage) if storage else None)  # before any folder, before Ray
     replace = holds_run(out)  # an earlier run that may go (--overwrite, or none started)
     with ray_session(address, num_cpus, num_gpus, verbose):
         refuse(unshared_storage(address, storage, sum(n["Alive"] for n in ray.nodes())))
@@ -155,8 +169,9 @@ def run_grid(
         network.save_classes(classes, out)  # resume and confirm find them without the notebook
         files = RunFiles(info["plan"], info["records"], spec.checkpoint, classes=classes)
         ids = [t.trial_id for t in trials]
+        callbacks += copy_records(files.records, out)
         tuner = new_tuner(info, files, ids, verbose, callbacks, started)
-        return finish(tuner.fit(), out, spec.name, files)
+        return run_trials(tuner, out, spec.name, files)
 
 
 def start_run(
@@ -262,6 +277,39 @@ class TablesError(RuntimeError):
     """The trials ran but their tables could not be built (one line: how to rebuild them)."""
 
 
+def finished_before(out: Path, info: dict) -> dict[str, str]:
+    """The trials a resumed run need not run again, read before Ray starts; a storage that does
+    not answer, or that lost the run's plan, is a one-line RunError."""
+    refusal = probe_storage(info["records"]) if "://" in info["records"] else None
+    if refusal:
+        raise RunError(f"{refusal}; `symgrid resume {out}` continues once it answers")
+    try:
+        read_plan(info["plan"])
+        return RecordStore(info["records"]).finished()
+    except PlanMissing as err:
+        raise RunError(f"{err}; the records copied so far are in {out / 'trials'}") from err
+    except StorageUnreachable as err:
+        raise RunError(f"storage unreachable ({err}); `symgrid resume {out}` continues") from err
+
+
+def run_trials(tuner: tune.Tuner, out: Path, name: str, files: RunFiles) -> int:
+    """Run the trials and finish the run; a storage that stopped answering ends it in one line."""
+    try:
+        return finish(tuner.fit(), out, name, files)
+    except StorageUnreachable as err:
+        cause = err.cause
+    except Exception as err:  # Ray's own storage calls (experiment state, checkpoints)
+        if "://" not in files.records or probe_storage(files.records) is None:
+            raise
+        cause = last_line(err)
+    print(
+        f"[{name}] storage unreachable ({cause}); the finished records are safe there; "
+        f"`symgrid resume {out}` continues once it answers",
+        file=sys.stderr,
+    )
+    return INTERRUPTED
+
+
 def finish(results: tune.ResultGrid, out: Path, name: str, files: RunFiles) -> int:
     """Record the trials that failed without a record, copy the records, write the tables."""
     store = RecordStore(files.records)
@@ -295,7 +343,9 @@ def record_failures(results: tune.ResultGrid, store: RecordStore, plan: str) -> 
     """A failed record for every trial Ray ended in error that wrote none itself (its worker
     died); trials that never started have no config and no record (resume runs them)."""
     failed = {
-        r.config["trial"]: last_line(r.error) for r in results if r.error is not None and r.config
+        r.config["trial"]: last_line(r.error)
+        for r in results
+        if r.error is not None and r.config and not storage_error(r.error)
     }
     recorded = store.statuses() if failed else {}
     missing = [t for t in failed if t not in recorded]
@@ -310,6 +360,11 @@ def record_failures(results: tune.ResultGrid, store: RecordStore, plan: str) -> 
 
     with ThreadPoolExecutor(IO_THREADS) as pool:
         list(pool.map(write, missing))
+
+
+def storage_error(error: BaseException) -> bool:
+    """Whether a trial ended for want of the storage: no terminal record (resume reruns it)."""
+    return isinstance(error, StorageUnreachable) or "StorageUnreachable" in str(error)
 
 
 def trial_resources(spec: Spec) -> dict:
@@ -332,6 +387,9 @@ class ray_session:
             # Tune's new console output prints a config box and a TensorBoard hint even at
             # verbose=0; its legacy reporter (Ray's documented switch) prints nothing.
             os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+            # A trial's error is one line from Progress; Tune logs its whole traceback at ERROR.
+            for name in QUIET_LOGGERS:
+                logging.getLogger(name).setLevel(logging.CRITICAL)
         if not ray.is_initialized():
             quiet = {} if self.verbose else {"logging_level": "ERROR", "log_to_driver": False}
             ray.init(**quiet, **self.kwargs)

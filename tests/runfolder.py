@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from symgrid.analysis.derive import build_all
 from symgrid.trainables.config import config_to_dict, parse_trial_config
-from symgrid.trainables.records import write_json, write_trial_dir
+from symgrid.trainables.records import write_trial_dir
+from symgrid.trainables.storage_io import write_json
 from symgrid.trainables.trial import run_trial
 
 AXES = ["scheduler", "regularization", "model.hidden", "seed"]

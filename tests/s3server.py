@@ -91,3 +91,41 @@ class S3Server:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(timeout=10)
+
+
+class AuthS3Server(S3Server):
+    """A moto server that checks signatures: one IAM user may do anything, and
+    :attr:`wrong_secret` is that user's key id with a secret that does not match it."""
+
+    def __enter__(self):
+        self.start()
+        import boto3  # moto's own dependency
+
+        client = {"endpoint_url": self.endpoint, "region_name": CREDENTIALS["AWS_DEFAULT_REGION"]}
+        keys = {k: CREDENTIALS[v] for k, v in KEY_NAMES.items()}
+        iam = boto3.client("iam", **client, **keys)
+        iam.create_user(UserName="symgrid")
+        iam.put_user_policy(UserName="symgrid", PolicyName="all", PolicyDocument=ALLOW_ALL)
+        key = iam.create_access_key(UserName="symgrid")["AccessKey"]
+        self.create_bucket("symgrid-auth")
+        reset = f"{self.endpoint}/moto-api/reset-auth"
+        plain = {"Content-Type": "text/plain"}  # a form body would not reach moto's handler
+        urllib.request.urlopen(urllib.request.Request(reset, b"0", plain), timeout=10).close()
+        # every request from here on is checked
+        self.wrong_secret = {
+            "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
+            "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"][:-4] + "nope",
+        }
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+KEY_NAMES = {
+    "aws_access_key_id": "AWS_ACCESS_KEY_ID",
+    "aws_secret_access_key": "AWS_SECRET_ACCESS_KEY",
+}
+ALLOW_ALL = (
+    '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}'
+)

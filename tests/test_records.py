@@ -8,8 +8,9 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from symgrid.trainables.records import RecordStore, join_uri
+from symgrid.trainables.records import RecordStore
 from symgrid.trainables.shared_set import Predictions
+from symgrid.trainables.storage_io import join_uri
 from symgrid.trainables.trial import TrialOutcome
 
 

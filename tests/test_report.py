@@ -12,7 +12,7 @@ import pytest
 from runfolder import run_folder  # noqa: F401  (session fixture)
 from symgrid.analysis.collect import load_run, stale
 from symgrid.analysis.report import ReportError, write_report
-from symgrid.trainables.records import write_json
+from symgrid.trainables.storage_io import write_json
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -1,27 +1,46 @@
-"""A trial's records: Parquet tables and a JSON summary, on local disk or shared storage.
+"""A trial's records: the schema of its Parquet tables and JSON summary, and the store of a run's
+trial folders.
 
 One trial folder holds ``epochs.parquet``, ``ber.parquet``, ``predictions.parquet`` and
 ``trial.json`` (written last: its presence means the other files are complete). A
 :class:`RecordStore` holds the trial folders of one run under a root that is a local folder or a
-URI that ``pyarrow.fs`` understands (``s3://bucket/prefix?endpoint_override=http://host:9000``), so
-the same code writes them from a trial worker and reads them on the driver, in bulk and in
-parallel. Each file is written atomically: a local file through a temp file and a rename, an
-object-store object by one upload (objects appear whole).
+storage URI (``trainables.storage_io``), so the same code writes them from a trial worker and reads
+them on the driver, in bulk and in parallel. A storage that does not answer raises
+``StorageUnreachable``: it is never read as "no record".
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
-import pyarrow as pa
 import pyarrow.fs as pafs
-import pyarrow.parquet as pq
-from symgrid.trainables.trial import TrialOutcome
+from symgrid.trainables.storage_io import (
+    IO_THREADS,
+    atomic,
+    filesystem,
+    list_files,
+    read_bytes,
+    write_json,
+    write_parquet,
+)
+
+if TYPE_CHECKING:  # reading records must not load torch (trial.py does)
+    from symgrid.trainables.trial import TrialOutcome
+
+__all__ = [
+    "BER_COLUMNS",
+    "EPOCH_COLUMNS",
+    "FINISHED",
+    "RecordStore",
+    "ber_frame",
+    "epochs_frame",
+    "predictions_frame",
+    "write_trial_dir",
+]
 
 EPOCH_COLUMNS = [
     "trial_id",
@@ -57,71 +76,6 @@ BER_COLUMNS = [
     "rate_gap_se",  # its paired standard error
 ]
 FINISHED = ("completed", "diverged")  # final outcomes; a "failed" record is replaced by a rerun
-# Reads and uploads wait on the disk or the network, not the CPU (pyarrow releases the GIL):
-# 16 threads keep an object store busy; on a local disk more threads gain nothing.
-IO_THREADS = 16
-
-
-def filesystem(root: str | Path) -> tuple[pafs.FileSystem, str]:
-    """The pyarrow filesystem and the path inside it of a local folder or a storage URI."""
-    root = str(root)
-    if "://" not in root:
-        return pafs.LocalFileSystem(), Path(root).resolve().as_posix()
-    return pafs.FileSystem.from_uri(root)
-
-
-def join_uri(root: str | Path, *parts: str) -> str:
-    """``root/part/...``, keeping a URI's query (``?endpoint_override=...``) at the end."""
-    base, sep, query = str(root).partition("?")
-    return "/".join([base.rstrip("/"), *parts]) + sep + query
-
-
-def put(path: str | Path, data: bytes, fs: pafs.FileSystem | None = None) -> None:
-    """Write ``data`` to ``path`` whole: temp file and rename locally, one upload elsewhere."""
-    if fs is None or isinstance(fs, pafs.LocalFileSystem):
-        atomic(Path(path), lambda tmp: Path(tmp).write_bytes(data))
-        return
-    try:
-        stream = fs.open_output_stream(str(path))
-    except FileNotFoundError:  # a file system with real folders; object stores have none
-        fs.create_dir(str(path).rsplit("/", 1)[0], recursive=True)
-        stream = fs.open_output_stream(str(path))
-    with stream:
-        stream.write(data)
-
-
-def atomic(path: Path, write) -> None:
-    """Call ``write(tmp)`` on a temp file beside ``path``, then rename it to ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def parquet_bytes(df: pd.DataFrame, metadata: dict | None = None) -> bytes:
-    """``df`` as a Parquet file, with ``metadata`` as JSON under the schema key ``symgrid``."""
-    table = pa.Table.from_pandas(df, preserve_index=False)
-    if metadata:
-        meta = {**(table.schema.metadata or {}), b"symgrid": json.dumps(metadata).encode()}
-        table = table.replace_schema_metadata(meta)
-    sink = pa.BufferOutputStream()
-    pq.write_table(table, sink)
-    return sink.getvalue().to_pybytes()
-
-
-def write_parquet(df: pd.DataFrame, path, metadata: dict | None = None, fs=None) -> None:
-    """Write ``df`` to ``path`` atomically, with JSON metadata (see :func:`parquet_bytes`)."""
-    put(path, parquet_bytes(df, metadata), fs)
-
-
-def write_json(data: dict, path, fs=None) -> None:
-    put(path, json.dumps(data, indent=1, default=str).encode(), fs)
 
 
 def epochs_frame(trial_id: str, rows: list[dict]) -> pd.DataFrame:
@@ -200,20 +154,19 @@ class RecordStore:
         return record.get("status") if isinstance(record, dict) else None
 
     def read_json(self, path: str) -> dict | None:
+        """A record file; None when it does not exist or was half-written by a killed older
+        version. A storage that does not answer raises ``StorageUnreachable``."""
+        data = read_bytes(path, self.fs)
         try:
-            with self.fs.open_input_stream(path) as stream:
-                return json.loads(stream.readall())
-        except (OSError, ValueError):  # missing, or half-written by a killed older version
+            return None if data is None else json.loads(data)
+        except ValueError:
             return None
 
     def paths(self, name: str) -> list[str]:
         """Every ``<root>/<trial_id>/name`` that exists, in trial_id order (one listing)."""
-        try:
-            infos = self.fs.get_file_info(pafs.FileSelector(self.path, recursive=True))
-        except (OSError, FileNotFoundError):
-            return []
-        found = [i.path for i in infos if i.type == pafs.FileType.File and i.base_name == name]
-        return sorted(p for p in found if p.count("/") == self.path.count("/") + 2)
+        depth = self.path.count("/") + 2
+        found = [i.path for i in list_files(self.path, self.fs) if i.base_name == name]
+        return sorted(p for p in found if p.count("/") == depth)
 
     def statuses(self) -> dict[str, str]:
         """trial_id -> status of every readable trial.json, read in parallel."""
@@ -230,17 +183,28 @@ class RecordStore:
         """trial_id -> status of every trial whose record says it finished."""
         return {t: s for t, s in self.statuses().items() if s in FINISHED}
 
+    def copy_trial(self, trial_id: str, local: Path) -> bool:
+        """Copy one trial folder into ``local/<trial_id>`` (trial.json last, each file whole).
+
+        Returns whether the storage held a trial.json for it."""
+        source = self.folder(trial_id)
+        files = sorted(list_files(source, self.fs), key=lambda i: i.base_name == "trial.json")
+        if not any(i.base_name == "trial.json" for i in files):
+            return False
+        for info in files:
+            data = read_bytes(info.path, self.fs)
+            if data is not None:  # deleted meanwhile: a rerun replaces its records
+                target = Path(local) / trial_id / info.path[len(source) + 1 :]
+                atomic(target, lambda tmp, data=data: Path(tmp).write_bytes(data))
+        return True
+
     def copy_to(self, local: Path) -> None:
-        """Copy every trial folder into the local folder ``local`` (parallel transfers)."""
+        """Copy into the local folder ``local`` every trial folder that is not there finished
+        already (the driver copies each trial as it ends); parallel transfers."""
         if isinstance(self.fs, pafs.LocalFileSystem) and Path(self.path) == Path(local).resolve():
             return
-        if not self.paths("trial.json"):
-            return
-        Path(local).mkdir(parents=True, exist_ok=True)
-        pafs.copy_files(
-            self.path,
-            Path(local).resolve().as_posix(),
-            source_filesystem=self.fs,
-            destination_filesystem=pafs.LocalFileSystem(),
-            use_threads=True,
-        )
+        here = RecordStore(local)
+        done = here.finished() if Path(local).is_dir() else {}
+        ids = [p.split("/")[-2] for p in self.paths("trial.json")]
+        with ThreadPoolExecutor(IO_THREADS) as pool:
+            list(pool.map(lambda t: self.copy_trial(t, local), [t for t in ids if t not in done]))

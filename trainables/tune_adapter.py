@@ -26,13 +26,22 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import ray
 import torch
 from ray import tune
 from symgrid.trainables import network
 from symgrid.trainables.checkpointing import CheckpointPolicy
-from symgrid.trainables.records import FINISHED, RecordStore, atomic, filesystem
+from symgrid.trainables.records import FINISHED, RecordStore
+from symgrid.trainables.storage_io import (
+    StorageUnreachable,
+    atomic,
+    filesystem,
+    last_line,
+    read_bytes,
+    retrying,
+)
 from symgrid.trainables.trial import Trainer, run_trial
 
 STATE_FILE = "state.pt"
@@ -53,11 +62,20 @@ class RunFiles:
     classes: dict = field(default_factory=dict)
 
 
+class PlanMissing(RuntimeError):
+    """The plan is gone from the storage that held it: the storage lost this run."""
+
+
 @functools.lru_cache(maxsize=4)
 def read_plan(uri: str) -> dict[str, tuple[dict, dict]]:
-    """trial_id -> (axes, config) of every trial in the plan; read once per worker process."""
+    """trial_id -> (axes, config) of every trial in the plan; read once per worker process.
+
+    Retried while the storage is unreachable; :class:`PlanMissing` when it answers without it."""
     fs, path = filesystem(uri)
-    table = pq.read_table(path, filesystem=fs).to_pydict()
+    data = retrying(read_bytes, path, fs)
+    if data is None:
+        raise PlanMissing(f"{uri}: the run's plan is missing: the storage lost this run")
+    table = pq.read_table(pa.BufferReader(data)).to_pydict()
     rows = zip(table["trial_id"], table["axes"], table["config"], strict=True)
     return {trial_id: (json.loads(axes), json.loads(config)) for trial_id, axes, config in rows}
 
@@ -78,7 +96,7 @@ def trainable(config: dict, run: RunFiles) -> None:
     trial_id = config["trial"]
     network.register_all(run.classes)  # before any config naming them is parsed
     store = record_store(run.records)
-    status = run.done.get(trial_id) or store.status(trial_id)
+    status = run.done.get(trial_id) or retrying(store.status, trial_id)
     if status in FINISHED:  # Ray's saved state can lag behind the records after a killed driver
         tune.report({"trial_id": trial_id, "final": True, "status": status})
         return
@@ -89,11 +107,13 @@ def trainable(config: dict, run: RunFiles) -> None:
     extra = {"axes": axes, "config": trial_config, **placement}
     reporter = EpochReporter(trial_id, run.checkpoint)
     try:
-        outcome = run_trial(trial_config, reporter, load_state(), placement["device"])
+        outcome = run_trial(trial_config, reporter, retrying(load_state), placement["device"])
+    except StorageUnreachable:
+        raise  # not the trial's fault: no terminal record, Ray's retry (or resume) runs it again
     except Exception as err:
-        store.write_failed(trial_id, last_line(err), reporter.rows, extra)
+        retrying(store.write_failed, trial_id, last_line(err), reporter.rows, extra)
         raise
-    store.write_outcome(outcome, trial_id, extra)
+    retrying(store.write_outcome, outcome, trial_id, extra)
     metrics = {"trial_id": trial_id, "final": True, "status": outcome.status}
     tune.report({**metrics, "ber_ratio_map": outcome.summary["ber_ratio_map"]})
 
@@ -112,11 +132,28 @@ class EpochReporter:
         if self.policy.due(trainer.epoch, final, time.monotonic() - self.last_save):
             with tempfile.TemporaryDirectory() as tmp:
                 save_state(trainer, Path(tmp))
-                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+                checkpoint = tune.Checkpoint.from_directory(tmp)
+                retrying(storage_call, tune.report, metrics, checkpoint=checkpoint)
             self.last_save = time.monotonic()
         else:
             tune.report(metrics)
         hold_at_gate(self.trial_id, trainer.epoch)
+
+
+def storage_call(call, *args, **kwargs):
+    """``call`` with Ray's own storage errors (checkpoint upload, restore) as StorageUnreachable,
+    so that :func:`retrying` waits for the storage instead of spending the trial's retries.
+    Ray uploads a checkpoint before it takes the report, so a retried report counts once."""
+    try:
+        return call(*args, **kwargs)
+    except OSError as err:
+        raise storage_error(err) from err
+
+
+def storage_error(err: OSError) -> Exception:
+    """A remote storage's error as StorageUnreachable; a local one (it carries an errno: a full
+    disk, a missing file) stays itself and fails the trial."""
+    return err if err.errno is not None else StorageUnreachable("checkpoint storage", err)
 
 
 def save_state(trainer: Trainer, directory: Path) -> None:
@@ -147,11 +184,16 @@ def load_state() -> dict | None:
     checkpoint = tune.get_checkpoint()
     if checkpoint is None:
         return None
-    with checkpoint.as_directory() as directory:
-        path = Path(directory) / STATE_FILE
-        # map_location: a state written on a CUDA node must load on a CPU node (the trainer
-        # copies the tensors to its own device).
-        return torch.load(path, weights_only=True, map_location="cpu") if path.exists() else None
+    try:
+        with checkpoint.as_directory() as directory:  # a download from a remote storage
+            path = Path(directory) / STATE_FILE
+            # map_location: a state written on a CUDA node must load on a CPU node (the trainer
+            # copies the tensors to its own device).
+            if not path.exists():
+                return None
+            return torch.load(path, weights_only=True, map_location="cpu")
+    except OSError as err:
+        raise storage_error(err) from err
 
 
 def where_am_i() -> dict:
@@ -164,9 +206,3 @@ def where_am_i() -> dict:
         "gpu_ids": ",".join(gpu_ids),
         "device": device,
     }
-
-
-def last_line(error) -> str:
-    """The last line of an error's text (a traceback's last line names the exception)."""
-    text = str(error).strip().splitlines()
-    return text[-1][:500] if text else type(error).__name__
