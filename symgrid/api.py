@@ -1,0 +1,278 @@
+"""The Python API: what the ``symgrid`` command does, as functions that return results.
+
+Every function raises :class:`SymgridError` for bad input or a run that cannot start: one line,
+the text ``symgrid`` prints after ``symgrid: error:``. Runs print the same progress as the CLI
+(stderr). Ray and torch load when a run starts, not on ``import symgrid``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import html
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+__all__ = ["Run", "SymgridError", "Validation", "confirm", "load", "resume", "run", "validate"]
+
+EXIT_BAD_INPUT = 2  # the CLI's exit code for everything SymgridError reports
+INTERRUPTED = 130  # a run stopped before every trial ended; resume() finishes it
+DERIVED = ("effects", "interactions", "bias_variance")  # tables the statistics write
+
+
+class SymgridError(Exception):
+    """Bad input, or a run that cannot start or be read: ``str(err)`` is one line."""
+
+
+@contextlib.contextmanager
+def one_line():
+    """The project's errors as :class:`SymgridError` (the cause kept as ``__cause__``)."""
+    from symgrid.analysis.collect import ReportError
+    from symgrid.grid.run import RunError
+    from symgrid.trainables.schema import ConfigError
+
+    try:
+        yield
+    except (ConfigError, RunError, ReportError) as err:  # SpecError is a ConfigError
+        raise SymgridError(str(err)) from err
+    except OSError as err:  # a file we could not read or write
+        where = f"{err.filename}: " if err.filename else ""
+        raise SymgridError(f"{where}{err.strerror or err}") from err
+
+
+def load_any_spec(spec: str | Path | Mapping, yes: bool = False):
+    """A path, a preset name or a dict (handed whole to the spec loader) as a parsed Spec."""
+    from symgrid.grid.spec import load_spec, parse_spec
+
+    with one_line():
+        if isinstance(spec, Mapping):
+            return parse_spec(spec, allow_large=yes)
+        return load_spec(str(spec), allow_large=yes)
+
+
+@dataclass(frozen=True)
+class Validation:
+    """What ``symgrid validate`` prints, as values: ``str()`` of it is that text."""
+
+    name: str
+    trials: int  # after exclusions
+    cost: dict  # grid.describe.estimate: epochs, train_symbols, core-hours, wall_s, slots
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def validate(spec: str | Path | Mapping, *, yes: bool = False, slots: int | None = None):
+    """Check a spec without running it: its trial count and cost estimate (:class:`Validation`).
+
+    ``yes`` allows more than 10,000 trials; ``slots``: trials at once for the wall time."""
+    from symgrid.grid.describe import describe, estimate
+
+    parsed = load_any_spec(spec, yes)
+    cost = estimate(parsed, parsed.trials, slots)
+    return Validation(parsed.name, parsed.trial_count, cost, describe(parsed, slots))
+
+
+def run(
+    spec: str | Path | Mapping,
+    *,
+    out: str | Path | None = None,
+    yes: bool = False,
+    address: str | None = None,
+    storage: str | None = None,
+    num_cpus: int | None = None,
+    num_gpus: int | None = None,
+    max_concurrent: int | None = None,
+    report: bool = True,
+    verbose: bool = False,
+    tensorboard: bool = False,
+    mlflow: str | None = None,
+    command: str = "symgrid.run",
+) -> Run:
+    """Run a grid on Ray (``symgrid run``): a spec file, a preset name or a spec dict.
+
+    Keyword arguments are the CLI's options (``out`` defaults to ``results/<name>``; ``mlflow``:
+    a tracking URI, ``""`` for ``DIR/mlflow``, None for no MLflow). Returns the :class:`Run`;
+    ``Run.code`` is the CLI's exit code (0; 1 when a trial failed; 130 when interrupted).
+    """
+    parsed = load_any_spec(spec, yes)
+    folder = Path(out) if out is not None else Path("results") / parsed.name
+    options = dict(address=address, storage=storage, num_cpus=num_cpus, num_gpus=num_gpus)
+    options.update(max_concurrent=max_concurrent, verbose=verbose, command=command)
+    code = launch(parsed, parsed.trials, folder, options, tensorboard, mlflow)
+    return finished(folder, code, report)
+
+
+def confirm(
+    path: str | Path, *, top: int = 3, seeds: int = 5, out: str | Path | None = None, **options
+) -> Run:
+    """Re-run the ``top`` best settings of a run on ``seeds`` fresh seeds (``symgrid confirm``),
+    as a run linked to its parent; ``options`` as for :func:`run`."""
+    from symgrid.grid.confirm import confirm_spec
+
+    with one_line():
+        spec, trials, link = confirm_spec(Path(path), top, seeds)
+    folder = Path(out) if out is not None else Path(path).parent / f"{Path(path).name}-confirm"
+    report, tracking = options.pop("report", True), options.pop("tensorboard", False)
+    mlflow = options.pop("mlflow", None)
+    options.setdefault("command", "symgrid.confirm")
+    code = launch(spec, trials, folder, {**options, "extra": link}, tracking, mlflow)
+    return finished(folder, code, report)
+
+
+def launch(spec, trials, out: Path, options: dict, tensorboard: bool, mlflow: str | None) -> int:
+    """Run the trials on Ray (``run`` and ``confirm``); the run's exit code."""
+    from symgrid.grid.run import run_grid  # Ray is imported only when a run starts
+    from symgrid.grid.tracking import check_mlflow, tracking_callbacks
+
+    verbose = options.get("verbose", False)
+    with one_line():
+        if mlflow is not None:
+            check_mlflow(mlflow, verbose)  # the extra and the server, before any folder
+        return run_grid(
+            spec,
+            list(trials),
+            out,
+            tracking=lambda o: tracking_callbacks(o, spec, trials, mlflow, verbose, tensorboard),
+            **options,
+        )
+
+
+def resume(path: str | Path, *, report: bool = True, verbose: bool = False) -> Run:
+    """Continue an interrupted run (``symgrid resume``): finished trials are not run again."""
+    from symgrid.grid.run import resume_grid
+    from symgrid.grid.spec import load_spec
+
+    path = Path(path)
+    if not (path / "run.json").exists() or not (path / "spec.yaml").exists():
+        raise SymgridError(f"{path}: not a symgrid run folder (no run.json)")
+    with one_line():
+        spec = load_spec(str(path / "spec.yaml"), allow_large=True)
+        code = resume_grid(path, spec, verbose=verbose)
+    return finished(path, code, report)
+
+
+def finished(out: Path, code: int, report: bool) -> Run:
+    """The run after Ray: its report written unless interrupted or not wanted."""
+    result = Run(out, code)
+    if report and code != INTERRUPTED:
+        result.report()
+    return result
+
+
+def load(path: str | Path) -> Run:
+    """A finished or interrupted run folder (its tables are rebuilt when records are newer)."""
+    result = Run(path)
+    result.trials  # noqa: B018  (a folder that is not a run is an error here, not later)
+    return result
+
+
+class Run:
+    """A run folder: its tables as pandas DataFrames, its spec and ``run.json``, its report.
+
+    Tables: ``trials`` (one row per trial: axes, status, summary figures), ``epochs``, ``ber``
+    (per Eb/N0 point, with the MAP detector's BER), and the statistics ``effects``,
+    ``interactions``, ``bias_variance`` (read from the folder when current, else computed).
+    ``code``: the exit code of the run or resume that returned it (None from :func:`load`).
+    """
+
+    def __init__(self, path: str | Path, code: int | None = None):
+        self.path, self.code = Path(path).resolve(), code
+
+    def __repr__(self) -> str:
+        return f"symgrid.Run({str(self.path)!r}, trials={len(self.trials)})"
+
+    @functools.cached_property
+    def folder(self):
+        """The run as the analysis reads it (``analysis.collect.Run``)."""
+        from symgrid.analysis.collect import load_run
+
+        with one_line():
+            return load_run(self.path)
+
+    @property
+    def info(self) -> dict:
+        """``run.json``: name, spec hash, command, trial count, where things are, times."""
+        return self.folder.info
+
+    @property
+    def name(self) -> str:
+        return self.folder.name
+
+    @functools.cached_property
+    def spec(self):
+        """The run's resolved spec (``DIR/spec.yaml``) as a ``grid.spec.Spec``."""
+        return load_any_spec(self.path / "spec.yaml", yes=True)
+
+    @property
+    def trials(self) -> pd.DataFrame:
+        return self.folder.trials
+
+    @property
+    def epochs(self) -> pd.DataFrame:
+        return self.folder.epochs
+
+    @property
+    def ber(self) -> pd.DataFrame:
+        return self.folder.ber
+
+    @property
+    def effects(self) -> pd.DataFrame:
+        return self.derived("effects")
+
+    @property
+    def interactions(self) -> pd.DataFrame:
+        return self.derived("interactions")
+
+    @property
+    def bias_variance(self) -> pd.DataFrame:
+        return self.derived("bias_variance")
+
+    def derived(self, name: str) -> pd.DataFrame:
+        """A statistics table: the folder's file when it is newer than the tables, else
+        computed from them (an interrupted run has none yet)."""
+        path, tables = self.path / f"{name}.parquet", self.path / "trials.parquet"
+        current = path.exists() and tables.exists()
+        if current and not self.folder.rebuilt and path.stat().st_mtime >= tables.stat().st_mtime:
+            return pd.read_parquet(path)
+        field = {"bias_variance": "biasvar"}.get(name, name)
+        return getattr(self.statistics, field)
+
+    @functools.cached_property
+    def statistics(self):
+        """``analysis.derive.Statistics``: ranking, effects, interactions, bias-variance."""
+        from symgrid.analysis.derive import analyze
+
+        with one_line():
+            return analyze(self.folder, write=False)
+
+    def report(self, out: str | Path | None = None) -> Path:
+        """Write the HTML report (default ``DIR/report``); its path."""
+        from symgrid.analysis.report import write_report
+
+        with one_line():
+            return write_report([self.path], Path(out) if out is not None else None)
+
+    def findings(self) -> list[str]:
+        """The report's findings as sentences: the best setting, each axis, interactions."""
+        from symgrid.analysis import findings
+
+        s = self.statistics
+        lines = [findings.ranking_sentence(s.best, s.ranking, not s.parent)]
+        if s.parent:
+            lines.append(findings.confirmation_sentence(s.verdict, s.parent))
+        lines += [
+            line
+            for _, line in findings.axis_findings(s.effects, s.interactions, s.conditional_best)
+        ]
+        return [*lines, findings.interaction_sentence(s.interactions)]
+
+    def _repr_html_(self) -> str:
+        counts = ", ".join(f"{n} {k}" for k, n in self.trials["status"].value_counts().items())
+        items = "".join(f"<li>{html.escape(line)}</li>" for line in self.findings() if line)
+        head = f"<b>{html.escape(self.name)}</b> ({html.escape(str(self.path))}): {counts}"
+        return f"<div>{head}<ul>{items}</ul></div>"
