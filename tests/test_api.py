@@ -36,6 +36,7 @@ def api_run(tmp_path_factory) -> symgrid.Run:
     return symgrid.run(TINY, out=out, num_cpus=2)
 
 
+@pytest.mark.slow
 def test_run_of_a_dict_spec_returns_every_trial(api_run):
     assert api_run.code == 0
     trials = api_run.trials
@@ -51,6 +52,7 @@ def test_run_of_a_dict_spec_returns_every_trial(api_run):
     assert list(api_run.epochs.groupby("trial_id").epoch.max()) == [2, 2, 2, 2]
 
 
+@pytest.mark.slow
 def test_load_exposes_the_tables_the_spec_and_run_json(api_run):
     run = symgrid.load(api_run.path)
     pd.testing.assert_frame_equal(run.effects, pd.read_parquet(run.path / "effects.parquet"))
@@ -69,6 +71,7 @@ def test_load_exposes_the_tables_the_spec_and_run_json(api_run):
     assert run.findings()[0] in page.replace("&#x27;", "'")
 
 
+@pytest.mark.slow
 def test_load_of_an_interrupted_run_computes_the_statistics(api_run, tmp_path):
     """An interrupted run has trial records but no tables yet: load rebuilds and computes them."""
     import shutil

@@ -7,7 +7,6 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import torch
-from runfolder import run_folder  # noqa: F401  (session fixture)
 from symgrid.analysis.biasvar import (
     bias_variance_table,
     decompose_squared,
@@ -32,7 +31,7 @@ def exact_posterior(k: int, ebno_db: float, n: int) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def real(run_folder):  # noqa: F811
+def real(run_folder):
     trials = pd.read_parquet(run_folder / "trials.parquet")
     group = trials[(trials["scheduler"] == "none") & (trials["regularization"] == "none")]
     return replicate_predictions(group[group["model.hidden"] == "[8]"], run_folder)
@@ -124,7 +123,7 @@ def test_tied_vote_goes_to_the_map_decision():
     assert d["loss01"] == pytest.approx(d["identity01"])
 
 
-def test_stored_eta_belongs_to_the_stored_samples(run_folder):  # noqa: F811
+def test_stored_eta_belongs_to_the_stored_samples(run_folder):
     trials = pd.read_parquet(run_folder / "trials.parquet")
     preds = read_predictions(run_folder, trials["trial_id"])
     eta_cols = [f"eta{j}" for j in range(4)]
@@ -141,7 +140,7 @@ def test_stored_eta_belongs_to_the_stored_samples(run_folder):  # noqa: F811
     assert np.abs(first[: len(second)] - second[: len(first)]).max() > 0.5
 
 
-def test_replicates_on_different_samples_are_not_decomposed(run_folder):  # noqa: F811
+def test_replicates_on_different_samples_are_not_decomposed(run_folder):
     trials = pd.read_parquet(run_folder / "trials.parquet")
     preds = read_predictions(run_folder, trials["trial_id"])
     point = preds[(preds["ebno_db"] == 0) & preds["trial_id"].isin(["t0000", "t0001"])].copy()
@@ -151,7 +150,7 @@ def test_replicates_on_different_samples_are_not_decomposed(run_folder):  # noqa
         assert point_arrays(point, 4) is None
 
 
-def test_table_of_the_run_folder(run_folder):  # noqa: F811
+def test_table_of_the_run_folder(run_folder):
     table = pd.read_parquet(run_folder / "bias_variance.parquet")
     meta = json.loads(pq.read_schema(run_folder / "bias_variance.parquet").metadata[b"symgrid"])
     assert meta["spec_name"] == "tiny"
@@ -164,14 +163,14 @@ def test_table_of_the_run_folder(run_folder):  # noqa: F811
     assert set(table["num_params"]) == {60, 228}
 
 
-def test_table_from_frames_matches_folder(run_folder):  # noqa: F811
+def test_table_from_frames_matches_folder(run_folder):
     trials = pd.read_parquet(run_folder / "trials.parquet")
     preds = read_predictions(run_folder, trials["trial_id"])
     from_frames = bias_variance_table(trials, preds)
     pd.testing.assert_frame_equal(from_frames, bias_variance_table(run_folder))
 
 
-def test_single_replicates_give_an_empty_table(run_folder):  # noqa: F811
+def test_single_replicates_give_an_empty_table(run_folder):
     trials = pd.read_parquet(run_folder / "trials.parquet")
     one_seed = trials[trials["seed"] == 0]
     table = bias_variance_table(one_seed, read_predictions(run_folder, one_seed["trial_id"]))

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from runfolder import run_folder  # noqa: F401  (session fixture)
 from scipy import stats
 from symgrid.analysis.collect import load_run, stale
 from symgrid.analysis.report import ReportError, write_report
@@ -19,11 +18,11 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
-def report(run_folder, tmp_path_factory):  # noqa: F811
+def report(run_folder, tmp_path_factory):
     return write_report([run_folder], tmp_path_factory.mktemp("report"))
 
 
-def copy_run(run_folder, tmp_path) -> Path:  # noqa: F811
+def copy_run(run_folder, tmp_path) -> Path:
     target = tmp_path / "run"
     shutil.copytree(run_folder, target, ignore=shutil.ignore_patterns("report"))
     return target
@@ -49,7 +48,7 @@ def test_html_has_ranking_and_header(report):
     assert "Missing" not in page  # a complete run
 
 
-def test_findings_come_first_and_the_full_ranking_last(report, run_folder):  # noqa: F811
+def test_findings_come_first_and_the_full_ranking_last(report, run_folder):
     page = report.read_text()
     order = ["<h2>Findings</h2>", "<h2>Interactions</h2>", "<h2>Run details</h2>"]
     order += ["<h2>Full ranking</h2>"]
@@ -68,7 +67,7 @@ def test_findings_come_first_and_the_full_ranking_last(report, run_folder):  # n
     assert heads == sorted(heads)
 
 
-def test_summary_states_the_verdict_that_the_seeds_support(report, run_folder):  # noqa: F811
+def test_summary_states_the_verdict_that_the_seeds_support(report, run_folder):
     summary = (report.parent / "summary.md").read_text()
     best = re.search(r"Best setting: (.+?) \(BER ratio", summary)
     assert best is not None
@@ -95,7 +94,7 @@ def test_summary_states_the_verdict_that_the_seeds_support(report, run_folder): 
         assert "2 seeds cannot separate it from the runner-up" in summary
 
 
-def test_default_out_and_points_without_map_errors(run_folder, tmp_path):  # noqa: F811
+def test_default_out_and_points_without_map_errors(run_folder, tmp_path):
     run = copy_run(run_folder, tmp_path)
     trials = pd.read_parquet(run / "trials.parquet")
     trials["points_no_map_errors"] = [1, 0] * (len(trials) // 2)  # one per setting (2 seeds)
@@ -106,7 +105,7 @@ def test_default_out_and_points_without_map_errors(run_folder, tmp_path):  # noq
     assert table_rows(page, "ranking")[0][3] == "1"
 
 
-def test_partial_run_says_what_is_missing(run_folder, tmp_path):  # noqa: F811
+def test_partial_run_says_what_is_missing(run_folder, tmp_path):
     run = copy_run(run_folder, tmp_path)
     shutil.rmtree(run / "trials" / "t0005")
     (run / "trials" / "t0006" / "trial.json").unlink()  # started, never finished
@@ -120,7 +119,7 @@ def test_partial_run_says_what_is_missing(run_folder, tmp_path):  # noqa: F811
     assert "14 recorded of 16 planned" in summary
 
 
-def test_failed_trial_is_listed(run_folder, tmp_path):  # noqa: F811
+def test_failed_trial_is_listed(run_folder, tmp_path):
     run = copy_run(run_folder, tmp_path)
     record = json.loads((run / "trials" / "t0003" / "trial.json").read_text())
     failed = {"trial_id": "t0003", "status": "failed", "error": "RuntimeError: <boom> & bust"}
@@ -134,7 +133,7 @@ def test_failed_trial_is_listed(run_folder, tmp_path):  # noqa: F811
     assert "15 completed" in page and "1 failed" in page
 
 
-def test_tables_are_stale_when_a_record_is_newer_or_the_trials_differ(run_folder, tmp_path):  # noqa: F811
+def test_tables_are_stale_when_a_record_is_newer_or_the_trials_differ(run_folder, tmp_path):
     run = copy_run(run_folder, tmp_path)
     assert not stale(run)
     record = run / "trials" / "t0003" / "trial.json"
@@ -145,7 +144,7 @@ def test_tables_are_stale_when_a_record_is_newer_or_the_trials_differ(run_folder
     assert stale(run)
 
 
-def test_truncated_parquet_is_a_report_error_naming_it(run_folder, tmp_path):  # noqa: F811
+def test_truncated_parquet_is_a_report_error_naming_it(run_folder, tmp_path):
     run = copy_run(run_folder, tmp_path)
     data = (run / "ber.parquet").read_bytes()
     (run / "ber.parquet").write_bytes(data[: len(data) // 2])
@@ -169,7 +168,7 @@ def table_rows(page: str, ident: str) -> list[list[str]]:
     return [re.findall(r"<td>(.*?)</td>", row, re.S) for row in rows]
 
 
-def test_several_runs_are_compared(run_folder, tmp_path):  # noqa: F811
+def test_several_runs_are_compared(run_folder, tmp_path):
     other = copy_run(run_folder, tmp_path)
     index = write_report([run_folder, other], tmp_path / "both")
     assert (tmp_path / "both" / "compare.png").read_bytes().startswith(PNG_MAGIC)

@@ -34,6 +34,8 @@ from symgrid.trainables.records import write_trial_dir
 from symgrid.trainables.trial import run_trial
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+pytestmark = [pytest.mark.slow, pytest.mark.ray]
+
 BIN = Path(sys.executable).parent  # the venv's bin: mlflow
 START_TIMEOUT_S = 120  # measured 5.7 s at load average 3.3, 26 s at 17 (2 cores)
 SPEC = """
