@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import html
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,10 +158,15 @@ def resume(path: str | Path, *, report: bool = True, verbose: bool = False) -> R
 
 
 def finished(out: Path, code: int, report: bool) -> Run:
-    """The run after Ray: its report written unless interrupted or not wanted."""
+    """The run after Ray, its report written unless interrupted or not wanted, as the CLI does:
+    a report that cannot be written is a line on stderr and code 1, never a lost run."""
     result = Run(out, code)
     if report and code != INTERRUPTED:
-        result.report()
+        try:
+            print(f"report: {result.report()}", file=sys.stderr)
+        except SymgridError as err:
+            print(f"symgrid: report not written: {err}", file=sys.stderr)
+            result.code = code or 1
     return result
 
 

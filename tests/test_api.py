@@ -48,7 +48,7 @@ def test_run_of_a_dict_spec_returns_every_trial(api_run):
         ("step", 0),
         ("step", 1),
     ]
-    assert (api_run.path / "report" / "report.html").exists()  # report=True by default
+    assert (api_run.path / "report" / "index.html").exists()  # report=True by default
     assert list(api_run.epochs.groupby("trial_id").epoch.max()) == [2, 2, 2, 2]
 
 
