@@ -109,19 +109,33 @@ def run(
 
 
 def confirm(
-    path: str | Path, *, top: int = 3, seeds: int = 5, out: str | Path | None = None, **options
+    path: str | Path,
+    *,
+    top: int = 3,
+    seeds: int = 5,
+    out: str | Path | None = None,
+    address: str | None = None,
+    storage: str | None = None,
+    num_cpus: int | None = None,
+    num_gpus: int | None = None,
+    max_concurrent: int | None = None,
+    report: bool = True,
+    verbose: bool = False,
+    tensorboard: bool = False,
+    mlflow: str | None = None,
+    command: str = "symgrid.confirm",
 ) -> Run:
     """Re-run the ``top`` best settings of a run on ``seeds`` fresh seeds (``symgrid confirm``),
-    as a run linked to its parent; ``options`` as for :func:`run`."""
+    as a run linked to its parent (default folder ``DIR-confirm``); the rest as for :func:`run`."""
     from symgrid.grid.confirm import confirm_spec
 
+    path = Path(path)
     with one_line():
-        spec, trials, link = confirm_spec(Path(path), top, seeds)
-    folder = Path(out) if out is not None else Path(path).parent / f"{Path(path).name}-confirm"
-    report, tracking = options.pop("report", True), options.pop("tensorboard", False)
-    mlflow = options.pop("mlflow", None)
-    options.setdefault("command", "symgrid.confirm")
-    code = launch(spec, trials, folder, {**options, "extra": link}, tracking, mlflow)
+        spec, trials, link = confirm_spec(path, top, seeds)
+    folder = Path(out) if out is not None else path.parent / f"{path.name}-confirm"
+    options = dict(address=address, storage=storage, num_cpus=num_cpus, num_gpus=num_gpus)
+    options.update(max_concurrent=max_concurrent, verbose=verbose, command=command, extra=link)
+    code = launch(spec, trials, folder, options, tensorboard, mlflow)
     return finished(folder, code, report)
 
 

@@ -23,6 +23,8 @@ from symgrid.analysis.report import write_report
 from symgrid.grid.confirm import confirm_spec
 from symgrid.grid.spec import expand, load_spec
 
+from symgrid.api import confirm as api_confirm
+
 SPEC = """\
 name: effects
 description: an axis that cannot matter (bce vs bce_logits) and one that must (learning rate)
@@ -215,3 +217,24 @@ def test_confirm_command_runs_the_narrowed_trials_linked_to_the_parent(grid_run,
     assert seen["extra"]["parent"] == str(grid_run.resolve())
     assert seen["spec"].name == "effects-confirm" and len(seen["trials"]) == 6
     assert {t.axes["seed"] for t in seen["trials"]} == {3, 4, 5}
+
+
+def test_the_api_confirm_hands_run_grid_the_chosen_settings_only(grid_run, monkeypatch, tmp_path):
+    """``symgrid.confirm``: the top settings on fresh seeds, no other combination of their
+    values (the narrowed axes cross into more), linked to the parent."""
+    import symgrid.grid.run as grid_run_module
+
+    seen = {}
+
+    def fake_run_grid(spec, trials, out, **kwargs):
+        seen.update(spec=spec, trials=trials, out=out, **kwargs)
+        return 0
+
+    monkeypatch.setattr(grid_run_module, "run_grid", fake_run_grid)
+    result = api_confirm(grid_run, top=2, seeds=2, out=tmp_path / "c", report=False)
+    assert result.code == 0 and seen["out"] == tmp_path / "c"
+    settings = seen["extra"]["confirm"]["settings"]
+    chosen = {tuple(str(s[a]) for a in settings[0]) for s in settings}
+    got = [tuple(str(t.axes[a]) for a in settings[0]) for t in seen["trials"]]
+    assert set(got) == chosen and len(got) == 2 * 2
+    assert [t.trial_id for t in seen["trials"]] == ["t0000", "t0001", "t0002", "t0003"]
