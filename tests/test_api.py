@@ -116,9 +116,11 @@ def test_resume_and_load_of_a_folder_that_is_not_a_run_raise(tmp_path):
 def user_project(root: Path) -> Path:
     """A user's project folder with its own ``analysis`` and ``grid`` packages."""
     for name in ("analysis", "grid"):
-        (root / name).mkdir()
+        (root / name).mkdir(parents=True)
         (root / name / "__init__.py").write_text(f'OWNER = "user {name}"\n')
-    (root / "spec.yaml").write_text(yaml.safe_dump({**TINY, "name": "shadow"}))
+    (root / "spec.yaml").write_text(
+        yaml.safe_dump({**TINY, "name": "shadow", "axes": {"seed": [0, 1]}})
+    )
     return root
 
 
