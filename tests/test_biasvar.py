@@ -37,6 +37,7 @@ def real(run_folder):
     return replicate_predictions(group[group["model.hidden"] == "[8]"], run_folder)
 
 
+@pytest.mark.slow
 def test_squared_identity_on_real_predictions(real):
     eta, p = real
     d = decompose_squared(eta, p)
@@ -44,6 +45,7 @@ def test_squared_identity_on_real_predictions(real):
     assert d["expected_loss"] == pytest.approx(d["noise"] + d["bias2"] + d["variance"], abs=1e-12)
 
 
+@pytest.mark.slow
 def test_zero_one_identity_on_real_predictions(real):
     eta, p = real
     d = decompose_zero_one(eta, p)
@@ -123,6 +125,7 @@ def test_tied_vote_goes_to_the_map_decision():
     assert d["loss01"] == pytest.approx(d["identity01"])
 
 
+@pytest.mark.slow
 def test_stored_eta_belongs_to_the_stored_samples(run_folder):
     trials = pd.read_parquet(run_folder / "trials.parquet")
     preds = read_predictions(run_folder, trials["trial_id"])
@@ -140,6 +143,7 @@ def test_stored_eta_belongs_to_the_stored_samples(run_folder):
     assert np.abs(first[: len(second)] - second[: len(first)]).max() > 0.5
 
 
+@pytest.mark.slow
 def test_replicates_on_different_samples_are_not_decomposed(run_folder):
     trials = pd.read_parquet(run_folder / "trials.parquet")
     preds = read_predictions(run_folder, trials["trial_id"])
@@ -150,6 +154,7 @@ def test_replicates_on_different_samples_are_not_decomposed(run_folder):
         assert point_arrays(point, 4) is None
 
 
+@pytest.mark.slow
 def test_table_of_the_run_folder(run_folder):
     table = pd.read_parquet(run_folder / "bias_variance.parquet")
     meta = json.loads(pq.read_schema(run_folder / "bias_variance.parquet").metadata[b"symgrid"])
@@ -163,6 +168,7 @@ def test_table_of_the_run_folder(run_folder):
     assert set(table["num_params"]) == {60, 228}
 
 
+@pytest.mark.slow
 def test_table_from_frames_matches_folder(run_folder):
     trials = pd.read_parquet(run_folder / "trials.parquet")
     preds = read_predictions(run_folder, trials["trial_id"])
@@ -170,6 +176,7 @@ def test_table_from_frames_matches_folder(run_folder):
     pd.testing.assert_frame_equal(from_frames, bias_variance_table(run_folder))
 
 
+@pytest.mark.slow
 def test_single_replicates_give_an_empty_table(run_folder):
     trials = pd.read_parquet(run_folder / "trials.parquet")
     one_seed = trials[trials["seed"] == 0]

@@ -61,6 +61,7 @@ def table(grid_run):
     return pd.read_parquet(grid_run / "effects.parquet")
 
 
+@pytest.mark.slow
 def test_effects_parquet_has_the_issue_columns(table):
     need = {"axis", "level", "trials", "ratio", "ci_low", "ci_high", "delta", "delta_ci_low"}
     need |= {"delta_ci_high", "p_adj", "significant"}
@@ -69,6 +70,7 @@ def test_effects_parquet_has_the_issue_columns(table):
     assert (table["trials"] == 6).all()
 
 
+@pytest.mark.slow
 def test_the_axis_that_cannot_matter_is_not_significant(grid_run, table):
     loss = table[table["axis"] == "loss"].set_index("level")
     assert not loss["significant"].any()
@@ -82,6 +84,7 @@ def test_the_axis_that_cannot_matter_is_not_significant(grid_run, table):
     assert abs(other["delta"]) < 1e-3 and other["p_adj"] > 0.5
 
 
+@pytest.mark.slow
 def test_the_axis_that_matters_is_significant_in_the_right_direction(grid_run, table):
     lr = table[table["axis"] == "optimizer.lr"].set_index("level")
     assert lr.loc["0.02", "best"] and not lr.loc["0.0003", "best"]
@@ -104,6 +107,7 @@ def test_the_axis_that_matters_is_significant_in_the_right_direction(grid_run, t
     assert table["p_adj"].min() == pytest.approx(min(1, len(finite) * finite.iloc[0]))
 
 
+@pytest.mark.slow
 def test_findings_say_which_level_is_best_and_what_is_indistinguishable(grid_run):
     run = load_run(grid_run)
     result = analyze(run, write=False)
@@ -113,6 +117,7 @@ def test_findings_say_which_level_is_best_and_what_is_indistinguishable(grid_run
     assert sentences["loss"].startswith("loss: no level is distinguishable from the best")
 
 
+@pytest.mark.slow
 def test_confirmation_spec_narrows_to_the_top_settings_on_fresh_seeds(grid_run):
     spec, trials, link = confirm_spec(grid_run, top=3, seeds=2)
     assert link["parent"] == str(grid_run.resolve())
@@ -134,6 +139,7 @@ def confirmed(grid_run, tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_the_confirmation_run_says_whether_the_winner_held(confirmed):
     result = analyze(load_run(confirmed), write=False)
     table = result.confirmation
@@ -199,6 +205,7 @@ def test_no_interaction_when_the_effects_add():
     assert main.set_index(["axis", "level"]).loc[("a", "2"), "significant"]
 
 
+@pytest.mark.slow
 def test_confirm_command_runs_the_narrowed_trials_linked_to_the_parent(grid_run, monkeypatch):
     """The CLI hands run_grid the top settings on fresh seeds and the parent link (Ray itself
     is exercised by tests/test_run.py; the README's confirm run is the end-to-end check)."""
@@ -219,6 +226,7 @@ def test_confirm_command_runs_the_narrowed_trials_linked_to_the_parent(grid_run,
     assert {t.axes["seed"] for t in seen["trials"]} == {3, 4, 5}
 
 
+@pytest.mark.slow
 def test_the_api_confirm_hands_run_grid_the_chosen_settings_only(grid_run, monkeypatch, tmp_path):
     """``symgrid.confirm``: the top settings on fresh seeds, no other combination of their
     values (the narrowed axes cross into more), linked to the parent."""

@@ -94,6 +94,7 @@ def test_nearest_symbol_monte_carlo(k, points_db):
     "k, points_db",
     [(4, [-6, -2, 2, 6, 10]), (6, [-4, 0, 4, 8, 12]), (8, [0, 12])],
 )
+@pytest.mark.slow
 def test_map_monte_carlo(k, points_db):
     bits = 300_000 if k < 8 else 96_000  # 256-QAM: thousands of errors still, at 2**8 points
     for i, ebno_db in enumerate(points_db):

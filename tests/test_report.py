@@ -14,6 +14,8 @@ from symgrid.analysis.collect import load_run, stale
 from symgrid.analysis.report import ReportError, write_report
 from symgrid.trainables.records import write_json
 
+pytestmark = pytest.mark.slow  # trains a run folder of real trials
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 

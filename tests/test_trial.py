@@ -64,6 +64,7 @@ def test_divergence_is_a_result_not_an_exception():
         {"scheduler": "plateau", "model": {"hidden": [16], "noise_input": True}},
     ],
 )
+@pytest.mark.slow
 def test_resume_from_a_checkpoint_gives_identical_weights(extra):
     cfg = {**SMALL, **extra}
     whole = Trainer(parse_trial_config(cfg))
@@ -182,6 +183,7 @@ def test_stored_posterior_belongs_to_the_stored_samples():
     assert not np.allclose(out.predictions[2.0].eta, out.predictions[8.0].eta, atol=0.1)
 
 
+@pytest.mark.slow
 def test_trials_with_one_seed_share_the_samples_of_every_common_point():
     """Different detectors and different test points, the same seed: the same MAP error counts
     at the common point, which runs to max_bits in both."""
@@ -209,6 +211,7 @@ KNOWN_GOOD = {
 }
 
 
+@pytest.mark.slow
 def test_a_known_good_trial_is_within_five_percent_of_map():
     """A short trial that reaches the limit (measured 1.009-1.012 over seeds 0-2); with >= 2000
     MAP errors a point its paired ratio has a standard error of about 0.3 %."""
