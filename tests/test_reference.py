@@ -121,6 +121,7 @@ def test_map_equals_nearest_for_qpsk():
     np.testing.assert_allclose(ber_map(GRID_DB, 2), ber_nearest(GRID_DB, 2), rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_ber_average_matches_monte_carlo_over_uniform_range():
     # Independent check: MAP decisions on symbols whose Eb/N0 is uniform on [-20, 20] dB.
     decide = lambda b: map_bits(b.y, b.no, 4)  # noqa: E731

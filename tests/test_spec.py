@@ -133,7 +133,12 @@ def test_spec_hash_is_stable_and_sensitive():
     assert spec_hash(small()) != spec_hash(small(SMALL.replace("beta: 0.5", "beta: 0.25")))
 
 
-@pytest.mark.parametrize("name", ["small", *preset_names()])
+LECTURE_SLOW = [  # lecture: 4,050 trials to validate twice
+    pytest.param(n, marks=pytest.mark.slow) if n == "lecture" else n for n in preset_names()
+]
+
+
+@pytest.mark.parametrize("name", ["small", *LECTURE_SLOW])
 def test_resolved_yaml_round_trips(name):
     spec = small() if name == "small" else preset(name)
     again = small(resolved_yaml(spec))

@@ -27,6 +27,7 @@ SMALL = {
 }
 
 
+@pytest.mark.slow
 def test_a_short_run_learns_and_beats_chance():
     rows = []
     out = run_trial(SMALL, lambda row, trainer: rows.append(row))
@@ -125,6 +126,7 @@ EVERY_STREAM = {
 }
 
 
+@pytest.mark.slow
 def test_every_random_stream_is_drawn_on_the_cpu():
     with RandomDraws() as spy:
         out = run_trial(EVERY_STREAM)
@@ -173,6 +175,7 @@ def test_a_trial_on_cuda_sees_the_samples_it_sees_on_the_cpu():
         assert np.array_equal(pred.eta, b.predictions[e].eta)
 
 
+@pytest.mark.slow
 def test_stored_posterior_belongs_to_the_stored_samples():
     out = run_trial({**EVERY_STREAM, "regularization": "none"})
     for e, pred in out.predictions.items():
@@ -221,6 +224,7 @@ def test_a_known_good_trial_is_within_five_percent_of_map():
     assert out.summary["points_no_map_errors"] == 0
 
 
+@pytest.mark.slow
 def test_val_loss_plain_is_the_loss_without_label_smoothing():
     cfg = parse_trial_config({**SMALL, "regularization": "label_smoothing"})
     trainer = Trainer(cfg)
