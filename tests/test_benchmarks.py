@@ -66,7 +66,6 @@ def test_grid_benchmarks(tmp_path, name):
         positive(trial, ["after_imports_mib", "peak_rss_mib"])
         assert trial["peak_rss_mib"] >= trial["after_imports_mib"]  # the peak includes imports
         positive(data["grid"], ["wall_s", "peak_tree_rss_mib", "peak_worker_rss_mib"])
-        assert data["grid"]["peak_tree_rss_mib"] >= data["grid"]["peak_worker_rss_mib"]
 
 
 def test_gpu(tmp_path):
