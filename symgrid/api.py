@@ -19,13 +19,21 @@ import pandas as pd
 
 __all__ = ["Run", "SymgridError", "Validation", "confirm", "load", "resume", "run", "validate"]
 
-EXIT_BAD_INPUT = 2  # the CLI's exit code for everything SymgridError reports
+EXIT_BAD_INPUT = 2  # the CLI's exit code for bad input (SymgridError.code)
+EXIT_IO = 1  # the CLI's exit code for a file it could not read or write
 INTERRUPTED = 130  # a run stopped before every trial ended; resume() finishes it
 DERIVED = ("effects", "interactions", "bias_variance")  # tables the statistics write
 
 
 class SymgridError(Exception):
-    """Bad input, or a run that cannot start or be read: ``str(err)`` is one line."""
+    """Bad input, or a run that cannot start or be read: ``str(err)`` is one line.
+
+    ``code`` is the CLI's exit code for it: 2 for bad input, 1 for a file that could not be read
+    or written."""
+
+    def __init__(self, message: str, code: int = EXIT_BAD_INPUT):
+        super().__init__(message)
+        self.code = code
 
 
 @contextlib.contextmanager
@@ -41,7 +49,7 @@ def one_line():
         raise SymgridError(str(err)) from err
     except OSError as err:  # a file we could not read or write
         where = f"{err.filename}: " if err.filename else ""
-        raise SymgridError(f"{where}{err.strerror or err}") from err
+        raise SymgridError(f"{where}{err.strerror or err}", EXIT_IO) from err
 
 
 def load_any_spec(spec: str | Path | Mapping, yes: bool = False):
