@@ -13,7 +13,6 @@ import sys
 import time
 from pathlib import Path
 
-from symgrid.grid import fit, outdir
 from symgrid.grid.source import SpecError, preset_names
 from symgrid.grid.trial_command import cmd_trial
 from symgrid.trainables.schema import ConfigError
@@ -161,8 +160,13 @@ def main(argv: list[str] | None = None) -> int:
     # (last on the path: it shadows nothing installed).
     if "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.append(os.getcwd())
+    from symgrid.api import SymgridError
+
     try:
         return COMMANDS[args.command](args)
+    except SymgridError as err:  # the API's one line: bad input (2) or a file (1)
+        print(f"symgrid: error: {err}", file=sys.stderr)
+        return err.code
     except (SpecError, ConfigError) as err:
         print(f"symgrid: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -176,139 +180,52 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_run(args) -> int:
-    from symgrid.grid.outdir import source_file
-    from symgrid.grid.spec import expand, load_spec  # torch loads here, not for --help
+    import symgrid
 
-    spec = load_spec(args.spec, allow_large=args.yes)
-    out = args.out or Path("results") / spec.name
-    return launch(args, spec, expand(spec), out, "symgrid run", source_file(args.spec))
+    return symgrid.run(
+        args.spec, out=args.out, yes=args.yes, report=not args.no_report, **run_options(args)
+    ).code
 
 
 def cmd_confirm(args) -> int:
-    from symgrid.grid.confirm import confirm_spec
-    from symgrid.trainables.network import load_classes
+    import symgrid
 
-    load_classes(args.dir)  # network classes the run was given as objects
-    spec, trials, link = confirm_spec(args.dir, args.top, args.seeds)
-    out = args.out or args.dir.parent / f"{args.dir.name}-confirm"
-    return launch(args, spec, trials, out, "symgrid confirm", link)
+    options = dict(top=args.top, seeds=args.seeds, out=args.out, report=not args.no_report)
+    return symgrid.confirm(args.dir, **options, **run_options(args)).code
 
 
-def refused(*refusals: str | None) -> bool:
-    """Print the first refusal (one line) and say whether there was one."""
-    first = next((r for r in refusals if r), None)
-    if first:
-        print(f"symgrid: error: {first}", file=sys.stderr)
-    return first is not None
-
-
-def starting(args) -> None:
-    """The first line, printed before Ray is imported (which takes seconds)."""
-    if args.address:
-        print(f"joining the Ray cluster at {args.address}…", file=sys.stderr, flush=True)
-        return
-    cpus = args.num_cpus if args.num_cpus is not None else os.cpu_count()
-    gpus = f"{args.num_gpus} GPUs" if args.num_gpus is not None else "GPUs as detected"
-    print(f"starting Ray ({cpus} CPUs, {gpus})…", file=sys.stderr, flush=True)
-
-
-def launch(args, spec, trials, out: Path, default: str, extra: dict | None = None) -> int:
-    """Run the trials on Ray (``run`` and ``confirm``), then the report and the closing lines."""
-    if args.mlflow is not None:
-        from symgrid.grid.tracking import check_mlflow  # imports Ray: only when asked for
-
-        check_mlflow(args.mlflow, args.verbose)  # the extra and the server, before any folder
-    wanted, where = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}, out.resolve()
-    if refused(
-        outdir.refusal(where, args.overwrite),
-        outdir.no_room(where, len(trials)),
-        fit.before_start(wanted, vars(args)),
-    ):
-        return EXIT_BAD_INPUT
-    starting(args)
-    from symgrid.grid.run import RunError, TablesError, run_grid  # Ray loads only now
-    from symgrid.grid.tracking import tracking_callbacks
-
-    command = shlex.join(["symgrid", *sys.argv[1:]]) if sys.argv[1:] else default
-    try:
-        code = run_grid(
-            spec,
-            trials,
-            out,
-            address=args.address,
-            storage=args.storage,
-            num_cpus=args.num_cpus,
-            num_gpus=args.num_gpus,
-            max_concurrent=args.max_concurrent,
-            verbose=args.verbose,
-            command=command,
-            extra=extra,
-            tracking=lambda o: tracking_callbacks(
-                o, spec, trials, args.mlflow, args.verbose, args.tensorboard
-            ),
-            overwrite=args.overwrite,
-            started=args.started,
-        )
-    except RunError as err:
-        print(f"symgrid: error: {err}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except TablesError as err:
-        print(f"symgrid: error: {err}", file=sys.stderr)
-        return 1
-    return closing(out, code, args.no_report)
-
-
-def closing(out: Path, code: int, skip_report: bool) -> int:
-    """The report and the run's answer at the end of run and resume (``grid.result``).
-
-    An interrupted run gets neither: both come when `symgrid resume` finishes the run."""
-    if code == EXIT_INTERRUPTED:
-        return code
-    from symgrid.grid.result import conclude
-
-    result, code = conclude(out, code, skip_report)
-    if result is not None:
-        print("\n".join(f"[{out.name}] {line}" for line in result.lines()), file=sys.stderr)
-    return code
+def run_options(args) -> dict:
+    """The options ``run`` and ``confirm`` share, as the Python API's keyword arguments."""
+    command = shlex.join(["symgrid", *sys.argv[1:]]) if sys.argv[1:] else f"symgrid {args.command}"
+    return dict(
+        address=args.address,
+        storage=args.storage,
+        num_cpus=args.num_cpus,
+        num_gpus=args.num_gpus,
+        max_concurrent=args.max_concurrent,
+        verbose=args.verbose,
+        tensorboard=args.tensorboard,
+        mlflow=args.mlflow,
+        overwrite=args.overwrite,
+        command=command,
+        started=args.started,
+    )
 
 
 def cmd_resume(args) -> int:
-    from symgrid.grid.outdir import already_complete, note_changed_spec, run_json
+    import symgrid
 
-    info = run_json(args.dir)
-    if info is None:
-        print(
-            f"symgrid: error: {args.dir}: not a symgrid run folder (no run.json)", file=sys.stderr
-        )
-        return EXIT_BAD_INPUT
-    note_changed_spec(args.dir, info)
-    if already_complete(args.dir, info):
-        return 0
     options = {k: getattr(args, k) for k in RAY_OPTIONS}
-    given = {k: v for k, v in options.items() if v is not None}
-    cluster = {**dict.fromkeys(RAY_OPTIONS), **(info.get("ray") or {}), **given}
-    if refused(fit.before_start(info.get("resources", {"cpu": 0, "gpu": 0}), cluster)):
-        return EXIT_BAD_INPUT
-    starting(argparse.Namespace(**cluster))
-    from symgrid.grid.resume import resume_grid
-    from symgrid.grid.run import RunError, TablesError
-
-    try:
-        code = resume_grid(args.dir, options, verbose=args.verbose, started=args.started)
-    except RunError as err:
-        print(f"symgrid: error: {err}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except TablesError as err:
-        print(f"symgrid: error: {err}", file=sys.stderr)
-        return 1
-    return closing(args.dir, code, args.no_report)
+    run = symgrid.resume(
+        args.dir, report=not args.no_report, verbose=args.verbose, started=args.started, **options
+    )
+    return run.code
 
 
 def cmd_validate(args) -> int:
-    from symgrid.grid.spec import describe, load_spec
+    import symgrid
 
-    spec = load_spec(args.spec, allow_large=args.yes)
-    print(describe(spec, args.slots))
+    print(symgrid.validate(args.spec, yes=args.yes, slots=args.slots))
     return 0
 
 

@@ -3,14 +3,14 @@
 A grid search picks its winner by sorting noisy estimates, so the winner's screening estimate is
 optimistic (winner's curse) and two seeds rarely separate the top settings. The confirmation run
 re-measures the top K settings on S seeds the parent never used: fresh training data, test
-samples and initial weights. It is an ordinary run folder whose ``run.json`` names its parent,
-and whose ``spec.yaml`` reproduces it (the parent's spec with the axes narrowed to the chosen
-values, the fresh seeds, and exclude rules that drop every other combination).
+samples and initial weights. It is an ordinary run folder whose ``run.json`` names its parent and
+the chosen settings, and whose ``spec.yaml`` is the parent's spec with the axes narrowed to the
+values those settings use and the fresh seeds; the trials are the chosen settings alone (its plan).
 """
 
 from __future__ import annotations
 
-import itertools
+import dataclasses
 from pathlib import Path
 
 import yaml
@@ -18,17 +18,7 @@ from symgrid.analysis.collect import ReportError, load_run
 from symgrid.analysis.merit import metric_of
 from symgrid.analysis.stats import ranking, setting_keys
 from symgrid.grid.source import SpecError
-from symgrid.grid.spec import Spec, TrialSpec, axis_options, expand, load_spec, parse_spec
-
-NAMED_AXES = ("loss", "scheduler", "regularization")  # a bare name there matches any parameters
-MAX_EXCLUDE_RULES = 10_000  # top settings that differ in many axes cross into too many rules
-
-
-def exact(axis: str, raw: object) -> object:
-    """An exclude value that matches only this option (a bare name matches any parameters)."""
-    if axis in NAMED_AXES and isinstance(raw, str) and raw != "none":
-        return {"name": raw}
-    return raw
+from symgrid.grid.spec import Spec, TrialSpec, axis_options, load_spec, parse_spec
 
 
 def top_settings(parent: Path, top: int) -> tuple[list[dict], list]:
@@ -48,24 +38,19 @@ def top_settings(parent: Path, top: int) -> tuple[list[dict], list]:
 
 def narrowed_axes(spec: Spec, chosen: list[dict]) -> dict[str, list[tuple]]:
     """Each non-seed axis with only the values the chosen settings use: ``(raw, display)``."""
-    options, axes = axis_options(spec), {}
+    options, axes = axis_options(spec.axes), {}
     for axis in chosen[0]:
         shown = {str(c[axis]) for c in chosen}
         axes[axis] = [(raw, disp) for raw, disp in options[axis] if str(disp) in shown]
     return axes
 
 
-def exclude_rules(axes: dict[str, list[tuple]], wanted: set[tuple], top: int) -> list[dict]:
-    """Rules that drop every crossed combination of ``axes`` whose display values are not
-    ``wanted``."""
-    combos = list(itertools.product(*axes.values()))
-    if len(combos) - len(wanted) > MAX_EXCLUDE_RULES:
-        raise SpecError("--top", f"{top} settings differ in too many axes to confirm together")
-    return [
-        {a: exact(a, raw) for a, (raw, _) in zip(axes, combo)}
-        for combo in combos
-        if tuple(str(disp) for _, disp in combo) not in wanted
-    ]
+def select(trials: tuple[TrialSpec, ...], chosen: list[dict]) -> list[TrialSpec]:
+    """The trials whose setting (display values of the chosen axes) is one of ``chosen``, in
+    expansion order, numbered ``t0000``... again."""
+    wanted = {tuple(str(c[a]) for a in chosen[0]) for c in chosen}
+    kept = [t for t in trials if tuple(str(t.axes[a]) for a in chosen[0]) in wanted]
+    return [dataclasses.replace(t, trial_id=f"t{i:04d}") for i, t in enumerate(kept)]
 
 
 def confirm_spec(parent: Path, top: int, seeds: int) -> tuple[Spec, list[TrialSpec], dict]:
@@ -73,8 +58,10 @@ def confirm_spec(parent: Path, top: int, seeds: int) -> tuple[Spec, list[TrialSp
 
     Output
     ------
-    spec : the parent's spec narrowed to the ``top`` settings on ``seeds`` fresh seeds
-    trials : its expanded trials (``top x seeds``, fewer if the parent had fewer settings)
+    spec : the parent's spec, its axes narrowed to the values the ``top`` settings use, its seed
+        axis ``seeds`` fresh seeds (its crossing can hold combinations no chosen setting is)
+    trials : the chosen settings on every fresh seed (``top x seeds``, fewer if the parent had
+        fewer settings); the plan and ``run.json``'s ``confirm.settings`` record them
     link : ``{"parent": ..., "confirm": {"top", "seeds", "settings"}}`` for ``run.json``
     """
     parent = Path(parent).resolve()
@@ -84,19 +71,13 @@ def confirm_spec(parent: Path, top: int, seeds: int) -> tuple[Spec, list[TrialSp
     chosen, used = top_settings(parent, top)
     fresh = list(range(max(used, default=-1) + 1, max(used, default=-1) + 1 + seeds))
     axes = narrowed_axes(spec, chosen)
-    wanted = {tuple(str(c[a]) for a in axes) for c in chosen}
-    exclude = exclude_rules(axes, wanted, top)
     plain = yaml.safe_load((parent / "spec.yaml").read_text())
     plain.update(
         name=f"{spec.name}-confirm",
         description=f"the {len(chosen)} best settings of {parent} on {seeds} fresh seeds",
         axes={**{a: [raw for raw, _ in vals] for a, vals in axes.items()}, "seed": fresh},
-        exclude=exclude,
-    )
+    )  # the parent's exclude rules stay: they keep out the combinations no trial can run
     text = yaml.safe_dump(plain, sort_keys=False, default_flow_style=None, width=100)
     new = parse_spec(plain, source=text, allow_large=True)
-    trials = expand(new)
-    got = {tuple(str(t.axes[a]) for a in axes) for t in trials}
-    assert got == wanted and len(trials) == len(wanted) * seeds, (got, wanted)
     link = {"parent": str(parent), "confirm": {"top": top, "seeds": fresh, "settings": chosen}}
-    return new, trials, link
+    return new, select(new.trials, chosen), link

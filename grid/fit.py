@@ -9,10 +9,22 @@ resource, what a trial asks and what the cluster has.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
-__all__ = ["before_start", "on_cluster", "cannot_fit"]
+from symgrid.grid import outdir
+
+__all__ = ["refusal", "before_start", "on_cluster", "cannot_fit"]
 
 RESOURCES = {"cpu": "CPU", "gpu": "GPU"}  # the spec's name -> Ray's name
+
+
+def refusal(spec, trials: int, out: Path, overwrite: bool, ray_args: dict) -> str | None:
+    """Why a run of ``spec`` (``trials`` trials into ``out``) cannot start, from what is known
+    before Ray starts: the folder (``grid.outdir``) and the trial's resources against the machine.
+    """
+    wanted = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
+    why = outdir.refusal(out, overwrite) or outdir.no_room(out, trials)
+    return why or before_start(wanted, ray_args)
 
 
 def before_start(wanted: dict, ray_args: dict) -> str | None:

@@ -1,7 +1,7 @@
 """The MLflow side of ``grid.tracking``: one MLflow run per trial, logged from the driver.
 
 Ray's ``MLflowLoggerCallback`` sets up the experiment and creates the runs; this subclass logs
-what Ray's cannot know: the trial's axes and config from the expanded spec (keyed by trial id,
+what Ray's cannot know: the trial's axes and config from the run's plan (keyed by trial id,
 the Ray trial's name), the epoch metrics with the epoch as step, and at the trial's end its
 records from ``DIR/trials/<trial_id>/`` (BER table, summary, placement) as metrics, tags and
 artifacts. Imported only when ``--mlflow`` is given.
@@ -23,9 +23,9 @@ from ray.air.integrations.mlflow import MLflowLoggerCallback
 from ray.tune.utils import flatten_dict
 from symgrid.analysis.collect import one_line
 from symgrid.analysis.links import MLFLOW_RUNS
-from symgrid.grid.spec import TrialSpec, expand, load_spec
-from symgrid.grid.tracking import EPOCH_METRICS, finite_numbers
+from symgrid.grid.tracked import EPOCH_METRICS, finite_numbers
 from symgrid.trainables.records import RecordStore
+from symgrid.trainables.tune_adapter import read_plan
 
 SUMMARY_METRICS = (
     "ber_ratio_map",
@@ -60,32 +60,26 @@ def guarded(hook):
 
 
 class MlflowCallback(MLflowLoggerCallback):
-    """Ray's MLflow logger, with params from the spec and the trial's records at its end.
+    """Ray's MLflow logger, with params from the plan and the trial's records at its end.
 
     Ray's own logs ``trial.config`` as params and every numeric result field, Ray's bookkeeping
     included, one request per value; this one logs the spec's axes and config, the epoch metrics
     in one batch per epoch, and reuses a trial's MLflow run when the trial restarts or resumes.
     """
 
-    def __init__(self, out: Path, uri: str, experiment: str, trials: list[TrialSpec]):
+    def __init__(self, out: Path, uri: str, experiment: str):
         super().__init__(uri, experiment_name=experiment)
-        self.out, self.trials, self.broken = str(out), {t.trial_id: t for t in trials}, None
-
-    def __getstate__(self):  # tuner.pkl stays small; resume reads the trials from spec.yaml
-        return {**self.__dict__, "trials": None}
+        self.out, self.broken = str(out), None
 
     @guarded
     def setup(self, *args, **kwargs):
         super().setup(*args, **kwargs)
         self.client = self.mlflow_util._get_client()
-        if self.trials is None:
-            spec = load_spec(str(Path(self.out) / "spec.yaml"), allow_large=True)
-            self.trials = {t.trial_id: t for t in expand(spec)}
-        # Where the trials write their records: DIR/trials, or shared storage (run.json, written
-        # before Tune starts): on a cluster the driver's DIR/trials fills only at the end.
-        run_json = Path(self.out) / "run.json"
-        info = json.loads(run_json.read_text()) if run_json.exists() else {}
-        self.records = RecordStore(info.get("records") or Path(self.out) / "trials")
+        # run.json is written before Tune starts: where the plan (the trials' axes and configs)
+        # and the records are. On a cluster the driver's DIR/trials fills only at the end.
+        info = json.loads((Path(self.out) / "run.json").read_text())
+        self.records = RecordStore(info["records"])
+        self.plan = info["plan"]
 
     @guarded
     def log_trial_start(self, trial):
@@ -94,7 +88,7 @@ class MlflowCallback(MLflowLoggerCallback):
         if run_id is None:
             tags = {"trial_id": trial_id, "status": "running"}
             run_id = self.mlflow_util.start_run(run_name=trial_id, tags=tags).info.run_id
-            self.client.log_batch(run_id, params=params(self.trials[trial_id]))
+            self.client.log_batch(run_id, params=params(*read_plan(self.plan)[trial_id]))
         else:
             self.client.update_run(run_id, status="RUNNING")
             self.client.set_tag(run_id, "status", "running")
@@ -161,12 +155,12 @@ class MlflowCallback(MLflowLoggerCallback):
                 self.client.log_artifact(run_id, str(Path(tmp) / "ber.csv"))
 
 
-def params(trial: TrialSpec) -> list:
+def params(axes: dict, config: dict) -> list:
     """The trial's axes (as named in the spec) and its flattened config (``config.<path>``)."""
     from mlflow.entities import Param
 
-    flat = flatten_dict({"config": trial.config}, delimiter=".")
-    values = {**trial.axes, **flat}
+    flat = flatten_dict({"config": config}, delimiter=".")
+    values = {**axes, **flat}
     text = {
         k: json.dumps(v) if isinstance(v, (list, tuple, dict)) else str(v)
         for k, v in values.items()

@@ -36,7 +36,8 @@ import pandas as pd
 import ray
 import yaml
 from ray import tune
-from symgrid.grid import fit, outdir
+from symgrid.grid import fit
+from symgrid.grid.errors import RunError, TablesError
 from symgrid.grid.outdir import BYTES_PER_TRIAL, MIN_FREE_BYTES, holds_run, remove_run
 from symgrid.grid.progress import Progress
 from symgrid.grid.record_copy import copy_records
@@ -65,10 +66,6 @@ EXPERIMENT = "ray"  # Ray's experiment folder in DIR when Ray's storage is DIR i
 AUTO_GPU_FRACTION = 0.25  # four trials share a GPU when the cluster has one
 QUIET_LOGGERS = ("ray.tune", "ray.train")  # without --verbose: their tracebacks stay in DIR/ray
 INTERRUPTED = 130  # exit code of a run stopped before every trial ended (as for Ctrl-C)
-
-
-class RunError(RuntimeError):
-    """A run that cannot start (one line, shown to the user with exit code 2)."""
 
 
 def prepare_out(out: Path, trials: int) -> None:
@@ -149,7 +146,7 @@ def run_grid(
     out = out.resolve()
     ray_args = {"address": address, "num_cpus": num_cpus, "num_gpus": num_gpus}
     ray_args["max_concurrent"] = max_concurrent
-    refuse(before_start(spec, len(trials), out, overwrite, ray_args))
+    refuse(fit.refusal(spec, len(trials), out, overwrite, ray_args))
     refuse(probe_storage(storage) if storage else None)  # before any folder, before Ray
     replace = holds_run(out)  # an earlier run that may go (--overwrite, or none started)
     with ray_session(address, num_cpus, num_gpus, verbose):
@@ -261,20 +258,9 @@ def run_spec(spec: object, out: Path | str | None = None, *, report: bool = True
     return code, out
 
 
-def before_start(spec: Spec, trials: int, out: Path, overwrite: bool, ray_args: dict) -> str | None:
-    """Why a run cannot start, from what is known before Ray starts (no Ray imported)."""
-    wanted = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
-    refusal = outdir.refusal(out, overwrite) or outdir.no_room(out, trials)
-    return refusal or fit.before_start(wanted, ray_args)
-
-
 def refuse(refusal: str | None) -> None:
     if refusal:
         raise RunError(refusal)
-
-
-class TablesError(RuntimeError):
-    """The trials ran but their tables could not be built (one line: how to rebuild them)."""
 
 
 def finished_before(out: Path, info: dict) -> dict[str, str]:

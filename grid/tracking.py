@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 from datetime import datetime, timezone
 from pathlib import Path
@@ -34,13 +33,12 @@ from ray.tune.logger import TBXLoggerCallback
 from symgrid.analysis.collect import one_line
 from symgrid.grid.run import RunError
 from symgrid.grid.spec import Spec, TrialSpec
-from symgrid.trainables.records import EPOCH_COLUMNS
+from symgrid.grid.tracked import EPOCH_METRICS, finite_numbers
 
 EXTRA = "symgrid[tracking]"  # pyproject.toml: mlflow and tensorboard
 TENSORBOARD = "tensorboard"  # DIR/tensorboard/<trial_id>/events.out.tfevents.*
 # DIR/mlflow/mlflow.db and DIR/mlflow/artifacts: SQLite, as MLflow 3 refuses plain-file stores
 LOCAL_STORE = "mlflow"
-EPOCH_METRICS = EPOCH_COLUMNS[2:]  # lr, train_loss, val_loss, train_ber, val_ber; step = epoch
 # MLflow's default (7 retries with exponential backoff) stalls the driver for minutes per call
 # when a server is down; a user's own MLFLOW_HTTP_REQUEST_* settings win.
 HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
@@ -88,7 +86,7 @@ def tracking_callbacks(
         open_experiment(uri, name, None if mlflow_uri else out / LOCAL_STORE / "artifacts")
         from symgrid.grid.mlflow_callback import MlflowCallback  # imports MLflow
 
-        callbacks.append(MlflowCallback(out, uri, name, trials))
+        callbacks.append(MlflowCallback(out, uri, name))
     return callbacks
 
 
@@ -128,17 +126,6 @@ def store_errors(uri: str):
     except Exception as err:
         message = f"--mlflow {uri}: cannot use this tracking store ({one_line(err)})"
         raise TrackingError(message) from None
-
-
-def finite_numbers(values: dict, keys) -> dict[str, float]:
-    """The entries of ``values`` under ``keys`` that are finite numbers, as floats."""
-    picked = {}
-    for key in keys:
-        value = values.get(key)
-        number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if number and math.isfinite(value):
-            picked[key] = float(value)
-    return picked
 
 
 class TensorBoardCallback(TBXLoggerCallback):

@@ -12,7 +12,6 @@ import itertools
 from datetime import datetime, timezone
 from pathlib import Path
 
-import pytest
 from symgrid.analysis.derive import build_all
 from symgrid.trainables.config import config_to_dict, parse_trial_config
 from symgrid.trainables.records import write_trial_dir
@@ -80,14 +79,3 @@ def make_run_folder(
     write_json(info, out / "run.json")
     build_all(out)
     return out
-
-
-_BUILT: dict[str, Path] = {}  # one folder per pytest session, whichever test module asks first
-
-
-@pytest.fixture(scope="session")
-def run_folder(tmp_path_factory) -> Path:
-    """The small real run folder (built once per session; copy it before changing it)."""
-    if "run" not in _BUILT:
-        _BUILT["run"] = make_run_folder(tmp_path_factory.mktemp("run"))
-    return _BUILT["run"]

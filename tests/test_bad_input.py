@@ -66,6 +66,7 @@ def symgrid(*args, cwd=None) -> subprocess.CompletedProcess:
     ],
     ids=lambda x: x if isinstance(x, str) else x.stem,
 )
+@pytest.mark.slow
 def test_bad_input_through_a_real_process(command, path, tmp_path):
     out = tmp_path / "out"
     result = symgrid(command, path, "--out", out)
@@ -74,6 +75,7 @@ def test_bad_input_through_a_real_process(command, path, tmp_path):
     assert result.stdout == "" and not out.exists()
 
 
+@pytest.mark.slow
 def test_a_huge_grid_with_yes_is_refused_before_expanding(tmp_path):
     spec = TESTS / "bad_specs" / "too_many_trials.yaml"  # 100,000,000 crossed trials
     started = time.monotonic()

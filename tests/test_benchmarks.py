@@ -1,4 +1,5 @@
-"""Every benchmark's --smoke mode runs, exits 0 and writes JSON with positive figures."""
+"""Every benchmark's --smoke mode runs, exits 0 and writes JSON whose figures are positive and
+agree with each other (ratios recomputed from their parts, peaks above their parts)."""
 
 import json
 import subprocess
@@ -6,6 +7,11 @@ import sys
 from pathlib import Path
 
 import pytest
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.ray,
+]
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -39,6 +45,7 @@ def test_evaluation(tmp_path):
         positive(row, ["bits", "mbit_per_s", "channel_map_only_mbit_per_s"])
     for row in data["budget"]:
         positive(row, ["bits", "errors", "seconds"])
+        assert row["errors"] <= row["bits"]  # a bit error is one of the bits counted
     (trial,) = data["trial"]
     assert trial["cached_s"] < trial["cold_s"]  # MAP's side computed once per (seed, point)
 
@@ -50,8 +57,16 @@ def test_grid_benchmarks(tmp_path, name):
         assert data["trials"] == data["trials_with_results"] == 2
         positive(data, ["wall_s", "sum_trial_wall_s", "efficiency", "overhead_per_trial_s"])
         positive(data, ["slots", "peak_tree_rss_mib"])
+        busy = data["wall_s"] * data["slots"]  # recomputed from the parts it is defined by
+        assert data["efficiency"] == pytest.approx(data["sum_trial_wall_s"] / busy)
+        assert data["overhead_per_trial_s"] == pytest.approx(
+            (busy - data["sum_trial_wall_s"]) / data["trials"]
+        )
+        assert data["efficiency"] <= 1.0  # trials cannot run longer than the slots were busy
     else:
-        positive(data["trials"][0], ["after_imports_mib", "peak_rss_mib"])
+        trial = data["trials"][0]
+        positive(trial, ["after_imports_mib", "peak_rss_mib"])
+        assert trial["peak_rss_mib"] >= trial["after_imports_mib"]  # the peak includes imports
         positive(data["grid"], ["wall_s", "peak_tree_rss_mib", "peak_worker_rss_mib"])
 
 
@@ -85,6 +100,7 @@ def test_estimate(tmp_path):
     assert rows[0]["case"] == "trial tiny" and len(rows) >= 2  # the trial, then scale.json's grids
     for row in rows:
         positive(row, ["measured_s", "estimate_s", "ratio"])
+        assert row["ratio"] == pytest.approx(row["estimate_s"] / row["measured_s"])
 
 
 def test_calibration(tmp_path):

@@ -7,7 +7,6 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import torch
-from runfolder import run_folder  # noqa: F401  (session fixture)
 from symgrid.analysis.biasvar import (
     bias_variance_table,
     decompose_squared,
@@ -32,12 +31,13 @@ def exact_posterior(k: int, ebno_db: float, n: int) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def real(run_folder):  # noqa: F811
+def real(run_folder):
     trials = pd.read_parquet(run_folder / "trials.parquet")
     group = trials[(trials["scheduler"] == "none") & (trials["regularization"] == "none")]
     return replicate_predictions(group[group["model.hidden"] == "[8]"], run_folder)
 
 
+@pytest.mark.slow
 def test_squared_identity_on_real_predictions(real):
     eta, p = real
     d = decompose_squared(eta, p)
@@ -45,6 +45,7 @@ def test_squared_identity_on_real_predictions(real):
     assert d["expected_loss"] == pytest.approx(d["noise"] + d["bias2"] + d["variance"], abs=1e-12)
 
 
+@pytest.mark.slow
 def test_zero_one_identity_on_real_predictions(real):
     eta, p = real
     d = decompose_zero_one(eta, p)
@@ -124,7 +125,8 @@ def test_tied_vote_goes_to_the_map_decision():
     assert d["loss01"] == pytest.approx(d["identity01"])
 
 
-def test_stored_eta_belongs_to_the_stored_samples(run_folder):  # noqa: F811
+@pytest.mark.slow
+def test_stored_eta_belongs_to_the_stored_samples(run_folder):
     trials = pd.read_parquet(run_folder / "trials.parquet")
     preds = read_predictions(run_folder, trials["trial_id"])
     eta_cols = [f"eta{j}" for j in range(4)]
@@ -141,7 +143,8 @@ def test_stored_eta_belongs_to_the_stored_samples(run_folder):  # noqa: F811
     assert np.abs(first[: len(second)] - second[: len(first)]).max() > 0.5
 
 
-def test_replicates_on_different_samples_are_not_decomposed(run_folder):  # noqa: F811
+@pytest.mark.slow
+def test_replicates_on_different_samples_are_not_decomposed(run_folder):
     trials = pd.read_parquet(run_folder / "trials.parquet")
     preds = read_predictions(run_folder, trials["trial_id"])
     point = preds[(preds["ebno_db"] == 0) & preds["trial_id"].isin(["t0000", "t0001"])].copy()
@@ -151,7 +154,8 @@ def test_replicates_on_different_samples_are_not_decomposed(run_folder):  # noqa
         assert point_arrays(point, 4) is None
 
 
-def test_table_of_the_run_folder(run_folder):  # noqa: F811
+@pytest.mark.slow
+def test_table_of_the_run_folder(run_folder):
     table = pd.read_parquet(run_folder / "bias_variance.parquet")
     meta = json.loads(pq.read_schema(run_folder / "bias_variance.parquet").metadata[b"symgrid"])
     assert meta["spec_name"] == "tiny"
@@ -164,14 +168,16 @@ def test_table_of_the_run_folder(run_folder):  # noqa: F811
     assert set(table["num_params"]) == {60, 228}
 
 
-def test_table_from_frames_matches_folder(run_folder):  # noqa: F811
+@pytest.mark.slow
+def test_table_from_frames_matches_folder(run_folder):
     trials = pd.read_parquet(run_folder / "trials.parquet")
     preds = read_predictions(run_folder, trials["trial_id"])
     from_frames = bias_variance_table(trials, preds)
     pd.testing.assert_frame_equal(from_frames, bias_variance_table(run_folder))
 
 
-def test_single_replicates_give_an_empty_table(run_folder):  # noqa: F811
+@pytest.mark.slow
+def test_single_replicates_give_an_empty_table(run_folder):
     trials = pd.read_parquet(run_folder / "trials.parquet")
     one_seed = trials[trials["seed"] == 0]
     table = bias_variance_table(one_seed, read_predictions(run_folder, one_seed["trial_id"]))

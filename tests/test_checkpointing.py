@@ -31,6 +31,7 @@ class Crash(RuntimeError):
     pass
 
 
+@pytest.mark.slow
 def test_a_trial_restarted_from_its_last_checkpoint_ends_with_the_same_weights(tmp_path):
     config = config_to_dict(parse_trial_config(CONFIG))
     final = {}

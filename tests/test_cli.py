@@ -108,6 +108,7 @@ def test_report_on_a_folder_that_is_not_a_run_is_a_clear_error(tmp_path, capsys)
     one_line_error(capsys)
 
 
+@pytest.mark.slow
 def test_the_module_entry_point_and_console_script_agree():
     for cmd in ([sys.executable, "-m", "symgrid", "presets"], ["symgrid", "presets"]):
         result = subprocess.run(cmd, capture_output=True, text=True, timeout=60)

@@ -29,6 +29,12 @@ from gate import Gate, wait_for
 from raycluster import BIN, JOB_ENDS, REPO, LocalCluster, free_ports, kill_pids, pids_with_marker
 from s3server import CREDENTIALS, S3Server
 
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.ray,
+    pytest.mark.cluster,
+]
+
 CLUSTER_FILES = ["cluster.yaml", "cluster-local.yaml"]
 RAY_PORTS = {6379, 8265, 10001}  # GCS, dashboard / job API, client server
 

@@ -24,6 +24,8 @@ from symgrid.analysis.report import write_report
 from symgrid.grid.confirm import confirm_spec
 from symgrid.grid.spec import expand, load_spec
 
+from symgrid.api import confirm as api_confirm
+
 SPEC = """\
 name: effects
 description: an axis that cannot matter (bce vs bce_logits) and one that must (learning rate)
@@ -60,6 +62,7 @@ def table(grid_run):
     return pd.read_parquet(grid_run / "effects.parquet")
 
 
+@pytest.mark.slow
 def test_effects_parquet_has_the_issue_columns(table):
     need = {"axis", "level", "trials", "score", "ci_low", "ci_high", "delta", "delta_ci_low"}
     need |= {"delta_ci_high", "p_adj", "significant", "seeds", "identical_to", "metric"}
@@ -68,6 +71,7 @@ def test_effects_parquet_has_the_issue_columns(table):
     assert (table["trials"] == 6).all()
 
 
+@pytest.mark.slow
 def test_the_axis_that_cannot_matter_is_identical_not_tested(grid_run, table):
     loss = table[table["axis"] == "loss"].set_index("level")
     assert not loss["significant"].any()
@@ -91,6 +95,7 @@ def test_the_axis_that_cannot_matter_is_identical_not_tested(grid_run, table):
     assert "gave identical results seed for seed (the same model)" in best
 
 
+@pytest.mark.slow
 def test_the_axis_that_matters_is_significant_in_the_right_direction(grid_run, table):
     lr = table[table["axis"] == "optimizer.lr"].set_index("level")
     assert lr.loc["0.02", "best"] and not lr.loc["0.0003", "best"]
@@ -112,6 +117,7 @@ def test_the_axis_that_matters_is_significant_in_the_right_direction(grid_run, t
     )
 
 
+@pytest.mark.slow
 def test_findings_say_which_level_is_best_and_what_is_indistinguishable(grid_run):
     run = load_run(grid_run)
     result = analyze(run, write=False)
@@ -122,6 +128,7 @@ def test_findings_say_which_level_is_best_and_what_is_indistinguishable(grid_run
     assert "Bonferroni 95 %" in sentences["optimizer.lr"]
 
 
+@pytest.mark.slow
 def test_confirmation_spec_narrows_to_the_top_settings_on_fresh_seeds(grid_run):
     spec, trials, link = confirm_spec(grid_run, top=3, seeds=2)
     assert link["parent"] == str(grid_run.resolve())
@@ -143,6 +150,7 @@ def confirmed(grid_run, tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_the_confirmation_run_says_whether_the_winner_held(confirmed):
     result = analyze(load_run(confirmed), write=False)
     table = result.confirmation
@@ -204,6 +212,7 @@ def test_no_interaction_when_the_effects_add():
     assert main.set_index(["axis", "level"]).loc[("a", "2"), "significant"]
 
 
+@pytest.mark.slow
 def test_confirm_command_runs_the_narrowed_trials_linked_to_the_parent(grid_run, monkeypatch):
     """The CLI hands run_grid the top settings on fresh seeds and the parent link (Ray itself
     is exercised by tests/test_run.py; the README's confirm run is the end-to-end check)."""
@@ -310,3 +319,25 @@ def effects_sentence_for(trials: pd.DataFrame, axis: str) -> str:
     inter = effects.interactions_table(trials, ["a", "r", "seed"], "rate_gap")
     cond = effects.conditional_best(trials, inter, main, ["a", "r", "seed"], "rate_gap")
     return dict(axis_findings(main, inter, cond))[axis]
+
+
+@pytest.mark.slow
+def test_the_api_confirm_hands_run_grid_the_chosen_settings_only(grid_run, monkeypatch, tmp_path):
+    """``symgrid.confirm``: the top settings on fresh seeds, no other combination of their
+    values (the narrowed axes cross into more), linked to the parent."""
+    import symgrid.grid.run as grid_run_module
+
+    seen = {}
+
+    def fake_run_grid(spec, trials, out, **kwargs):
+        seen.update(spec=spec, trials=trials, out=out, **kwargs)
+        return 0
+
+    monkeypatch.setattr(grid_run_module, "run_grid", fake_run_grid)
+    result = api_confirm(grid_run, top=2, seeds=2, out=tmp_path / "c", report=False)
+    assert result.code == 0 and seen["out"] == tmp_path / "c"
+    settings = seen["extra"]["confirm"]["settings"]
+    chosen = {tuple(str(s[a]) for a in settings[0]) for s in settings}
+    got = [tuple(str(t.axes[a]) for a in settings[0]) for t in seen["trials"]]
+    assert set(got) == chosen and len(got) == 2 * 2
+    assert [t.trial_id for t in seen["trials"]] == ["t0000", "t0001", "t0002", "t0003"]

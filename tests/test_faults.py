@@ -23,8 +23,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from gate import WAIT_S, Gate, wait_for
-from runfolder import run_folder  # noqa: F401  (session fixture)
 from symgrid.grid.cli import main
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.ray,
+]
 
 SPEC = """
 name: {name}
@@ -196,7 +200,7 @@ def test_diverging_trials_are_results_and_the_report_lists_them(tmp_path):
 # --- damaged run folders: a one-line error, or a partial report that names what is missing ---
 
 
-def damaged(run_folder, tmp_path, damage) -> Path:  # noqa: F811
+def damaged(run_folder, tmp_path, damage) -> Path:
     run = tmp_path / "run"
     shutil.copytree(run_folder, run, ignore=shutil.ignore_patterns("report"))
     damage(run)
@@ -231,7 +235,7 @@ UNREADABLE = {
 
 
 @pytest.mark.parametrize("case", UNREADABLE)
-def test_report_on_an_unreadable_run_is_one_line(case, run_folder, tmp_path, capsys):  # noqa: F811
+def test_report_on_an_unreadable_run_is_one_line(case, run_folder, tmp_path, capsys):
     damage, fragment = UNREADABLE[case]
     run = damaged(run_folder, tmp_path, damage)
     assert main(["report", str(run)]) == 2
@@ -245,7 +249,7 @@ def report_of(run: Path, capsys) -> str:
     return (run / "report" / "summary.md").read_text()
 
 
-def test_report_on_a_run_missing_a_trial_folder_says_so(run_folder, tmp_path, capsys):  # noqa: F811
+def test_report_on_a_run_missing_a_trial_folder_says_so(run_folder, tmp_path, capsys):
     run = damaged(run_folder, tmp_path, lambda run: shutil.rmtree(run / "trials" / "t0004"))
     summary = report_of(run, capsys)
     assert "1 of 16 planned trials have no records" in summary
@@ -253,7 +257,7 @@ def test_report_on_a_run_missing_a_trial_folder_says_so(run_folder, tmp_path, ca
 
 
 def test_report_rebuilds_a_lost_table_and_names_trials_without_points(
-    run_folder,  # noqa: F811
+    run_folder,
     tmp_path,
     capsys,
 ):

@@ -90,6 +90,7 @@ def _map_wrong_near_the_axis(batch):
     return bits
 
 
+@pytest.mark.slow
 def test_each_point_has_its_own_stream_whatever_came_before():
     """Common random numbers: the same seed gives the same samples at a point, whichever
     detector is tested and whichever points it was tested at before."""

@@ -51,3 +51,30 @@ def test_the_readme_own_network_example_is_a_valid_grid(monkeypatch):
         "depth": 1,
         "width": 64,
     }
+
+
+def python_block(heading: str) -> str:
+    """The first ```python block after ``heading`` in README.md."""
+    section = README[README.index(heading) :]
+    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+
+
+def test_the_readme_python_api_spec_validates():
+    block = python_block("## Python API")
+    names: dict = {}
+    exec(block[: block.index("print(symgrid.validate(spec))")], names)  # imports and the dict
+    import symgrid
+
+    checked = symgrid.validate(names["spec"])
+    assert checked.trials == 2 * 2 and checked.cost["epochs"] == 4 * 20
+
+
+def test_the_readme_tune_example_builds_its_tuner():
+    """Up to ``tuner.fit()`` (tests/test_tune_search.py runs a smaller one on Ray)."""
+    from ray import tune
+
+    block = python_block("### Any Ray Tune searcher")
+    names: dict = {}
+    exec(block[: block.index("best = tuner.fit()")], names)
+    assert isinstance(names["tuner"], tune.Tuner)
+    assert names["base"]["train"]["epochs"] == 20  # as the scheduler's max_t

@@ -94,6 +94,7 @@ def test_nearest_symbol_monte_carlo(k, points_db):
     "k, points_db",
     [(4, [-6, -2, 2, 6, 10]), (6, [-4, 0, 4, 8, 12]), (8, [0, 12])],
 )
+@pytest.mark.slow
 def test_map_monte_carlo(k, points_db):
     bits = 300_000 if k < 8 else 96_000  # 256-QAM: thousands of errors still, at 2**8 points
     for i, ebno_db in enumerate(points_db):
@@ -120,6 +121,7 @@ def test_map_equals_nearest_for_qpsk():
     np.testing.assert_allclose(ber_map(GRID_DB, 2), ber_nearest(GRID_DB, 2), rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_ber_average_matches_monte_carlo_over_uniform_range():
     # Independent check: MAP decisions on symbols whose Eb/N0 is uniform on [-20, 20] dB.
     decide = lambda b: map_bits(b.y, b.no, 4)  # noqa: E731

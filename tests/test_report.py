@@ -9,20 +9,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from runfolder import run_folder  # noqa: F401  (session fixture)
 from symgrid.analysis.collect import load_run, stale
 from symgrid.analysis.report import ReportError, write_report
 from symgrid.trainables.storage_io import write_json
+
+pytestmark = pytest.mark.slow  # trains a run folder of real trials
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
-def report(run_folder, tmp_path_factory):  # noqa: F811
+def report(run_folder, tmp_path_factory):
     return write_report([run_folder], tmp_path_factory.mktemp("report"))
 
 
-def copy_run(run_folder, tmp_path) -> Path:  # noqa: F811
+def copy_run(run_folder, tmp_path) -> Path:
     target = tmp_path / "run"
     shutil.copytree(run_folder, target, ignore=shutil.ignore_patterns("report"))
     return target
@@ -48,7 +49,7 @@ def test_html_has_ranking_and_header(report):
     assert "Missing" not in page  # a complete run
 
 
-def test_findings_come_first_and_the_full_ranking_last(report, run_folder):  # noqa: F811
+def test_findings_come_first_and_the_full_ranking_last(report, run_folder):
     page = report.read_text()
     order = ["<h2>Findings</h2>", "<h2>Interactions</h2>", "<h2>Run details</h2>"]
     order += ["<h2>Full ranking</h2>"]
@@ -67,7 +68,7 @@ def test_findings_come_first_and_the_full_ranking_last(report, run_folder):  # n
     assert heads == sorted(heads)
 
 
-def test_summary_states_the_verdict_that_the_seeds_support(report, run_folder):  # noqa: F811
+def test_summary_states_the_verdict_that_the_seeds_support(report, run_folder):
     summary = (report.parent / "summary.md").read_text()
     best = re.search(r"Best setting: (.+?) \(BER ratio", summary)
     assert best is not None
@@ -94,7 +95,7 @@ def test_summary_states_the_verdict_that_the_seeds_support(report, run_folder): 
     assert "figure of merit: ber_ratio_map" in summary
 
 
-def test_default_out_and_points_without_map_errors(run_folder, tmp_path):  # noqa: F811
+def test_default_out_and_points_without_map_errors(run_folder, tmp_path):
     run = copy_run(run_folder, tmp_path)
     trials = pd.read_parquet(run / "trials.parquet")
     trials["points_no_map_errors"] = [1, 0] * (len(trials) // 2)  # one per setting (2 seeds)
@@ -105,7 +106,7 @@ def test_default_out_and_points_without_map_errors(run_folder, tmp_path):  # noq
     assert table_rows(page, "ranking")[0][4] == "1"  # rank, setting, network, seeds, points
 
 
-def test_partial_run_says_what_is_missing(run_folder, tmp_path):  # noqa: F811
+def test_partial_run_says_what_is_missing(run_folder, tmp_path):
     run = copy_run(run_folder, tmp_path)
     shutil.rmtree(run / "trials" / "t0005")
     (run / "trials" / "t0006" / "trial.json").unlink()  # started, never finished
@@ -119,7 +120,7 @@ def test_partial_run_says_what_is_missing(run_folder, tmp_path):  # noqa: F811
     assert "14 recorded of 16 planned" in summary
 
 
-def test_failed_trial_is_listed(run_folder, tmp_path):  # noqa: F811
+def test_failed_trial_is_listed(run_folder, tmp_path):
     run = copy_run(run_folder, tmp_path)
     record = json.loads((run / "trials" / "t0003" / "trial.json").read_text())
     failed = {"trial_id": "t0003", "status": "failed", "error": "RuntimeError: <boom> & bust"}
@@ -133,7 +134,7 @@ def test_failed_trial_is_listed(run_folder, tmp_path):  # noqa: F811
     assert "15 completed" in page and "1 failed" in page
 
 
-def test_tables_are_stale_when_a_record_is_newer_or_the_trials_differ(run_folder, tmp_path):  # noqa: F811
+def test_tables_are_stale_when_a_record_is_newer_or_the_trials_differ(run_folder, tmp_path):
     run = copy_run(run_folder, tmp_path)
     assert not stale(run)
     record = run / "trials" / "t0003" / "trial.json"
@@ -144,7 +145,7 @@ def test_tables_are_stale_when_a_record_is_newer_or_the_trials_differ(run_folder
     assert stale(run)
 
 
-def test_truncated_parquet_is_a_report_error_naming_it(run_folder, tmp_path):  # noqa: F811
+def test_truncated_parquet_is_a_report_error_naming_it(run_folder, tmp_path):
     run = copy_run(run_folder, tmp_path)
     data = (run / "ber.parquet").read_bytes()
     (run / "ber.parquet").write_bytes(data[: len(data) // 2])
@@ -168,7 +169,7 @@ def table_rows(page: str, ident: str) -> list[list[str]]:
     return [re.findall(r"<td>(.*?)</td>", row, re.S) for row in rows]
 
 
-def test_several_runs_are_compared(run_folder, tmp_path):  # noqa: F811
+def test_several_runs_are_compared(run_folder, tmp_path):
     other = copy_run(run_folder, tmp_path)
     index = write_report([run_folder, other], tmp_path / "both")
     assert (tmp_path / "both" / "compare.png").read_bytes().startswith(PNG_MAGIC)
@@ -231,7 +232,7 @@ def test_index_html_in_headless_chromium(report, tmp_path):
     assert shown == sorted(shown, reverse=True) and shown != sorted(shown)
 
 
-def test_statistics_are_computed_once_and_read_by_the_report(run_folder, tmp_path, monkeypatch):  # noqa: F811
+def test_statistics_are_computed_once_and_read_by_the_report(run_folder, tmp_path, monkeypatch):
     """build_all (what `symgrid run` calls) wrote the statistics; the report reads them, and
     computes them again only when the run's tables are newer."""
     from symgrid.analysis import derive
@@ -269,7 +270,7 @@ def with_rate_gap(run: Path) -> Path:
     return run
 
 
-def test_report_by_the_rate_gap_names_its_figure_of_merit(run_folder, tmp_path):  # noqa: F811
+def test_report_by_the_rate_gap_names_its_figure_of_merit(run_folder, tmp_path):
     run = with_rate_gap(copy_run(run_folder, tmp_path))
     summary = (write_report([run], metric="rate_gap").parent / "summary.md").read_text()
     assert "figure of merit: rate_gap" in summary and "bits/symbol" in summary
@@ -283,7 +284,7 @@ def test_report_by_the_rate_gap_names_its_figure_of_merit(run_folder, tmp_path):
     assert json.loads((run / "statistics.json").read_text())["metric"] == "ber_ratio_map"
 
 
-def test_rate_gap_on_a_run_without_it_is_one_line_and_exit_2(run_folder, tmp_path):  # noqa: F811
+def test_rate_gap_on_a_run_without_it_is_one_line_and_exit_2(run_folder, tmp_path):
     from symgrid.grid.cli import main
 
     run = copy_run(run_folder, tmp_path)

@@ -16,6 +16,11 @@ import pytest
 import torch
 from gate import Gate, wait_for
 
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.ray,
+]
+
 TINY = """
 name: {name}
 description: a tiny grid for the tests

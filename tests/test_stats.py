@@ -25,6 +25,7 @@ def test_holm_matches_a_hand_worked_example():
     assert np.isnan(adjusted[1]) and adjusted[2] == pytest.approx(0.02)
 
 
+@pytest.mark.slow
 def test_holm_matches_statsmodels_on_random_families():
     from statsmodels.stats.multitest import multipletests
 

@@ -27,11 +27,14 @@ from mlflow import MlflowClient
 from ray.tune.experiment import Trial
 from symgrid.analysis.links import MLFLOW_RUNS
 from symgrid.grid.cli import build_parser, main
+from symgrid.grid.run import start_run
 from symgrid.grid.spec import expand, load_spec
 from symgrid.grid.tracking import EPOCH_METRICS, HTTP_DEFAULTS, TENSORBOARD, tracking_callbacks
 from symgrid.trainables.records import write_trial_dir
 from symgrid.trainables.trial import run_trial
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
 BIN = Path(sys.executable).parent  # the venv's bin: mlflow
 START_TIMEOUT_S = 120  # measured 5.7 s at load average 3.3, 26 s at 17 (2 cores)
@@ -230,6 +233,8 @@ def test_without_a_uri_the_store_is_inside_the_run_folder(tmp_path, monkeypatch)
     out = tmp_path / "out"
     spec = load_spec(str(write_spec(tmp_path, "local", epochs=2, schedulers="[none]")))
     (planned,) = expand(spec)
+    out.mkdir()
+    start_run(out, spec, [planned], None, {}, "test")  # run.json and the plan, as run_grid does
     callbacks = tracking_callbacks(out, spec, [planned], "", tensorboard=True)
     trial = Trial("trainable", config={}, trial_name_creator=lambda t: planned.trial_id, stub=True)
     for callback in callbacks:

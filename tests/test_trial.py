@@ -28,6 +28,7 @@ SMALL = {
 }
 
 
+@pytest.mark.slow
 def test_a_short_run_learns_and_beats_chance():
     rows = []
     out = run_trial(SMALL, lambda row, trainer: rows.append(row))
@@ -64,6 +65,7 @@ def test_divergence_is_a_result_not_an_exception():
         {"scheduler": "plateau", "model": {"hidden": [16], "noise_input": True}},
     ],
 )
+@pytest.mark.slow
 def test_resume_from_a_checkpoint_gives_identical_weights(extra):
     cfg = {**SMALL, **extra}
     whole = Trainer(parse_trial_config(cfg))
@@ -124,6 +126,7 @@ EVERY_STREAM = {
 }
 
 
+@pytest.mark.slow
 def test_every_random_stream_is_drawn_on_the_cpu():
     with RandomDraws() as spy:
         out = run_trial(EVERY_STREAM)
@@ -172,6 +175,7 @@ def test_a_trial_on_cuda_sees_the_samples_it_sees_on_the_cpu():
         assert np.array_equal(pred.eta, b.predictions[e].eta)
 
 
+@pytest.mark.slow
 def test_stored_posterior_belongs_to_the_stored_samples():
     out = run_trial({**EVERY_STREAM, "regularization": "none"})
     for e, pred in out.predictions.items():
@@ -182,6 +186,7 @@ def test_stored_posterior_belongs_to_the_stored_samples():
     assert not np.allclose(out.predictions[2.0].eta, out.predictions[8.0].eta, atol=0.1)
 
 
+@pytest.mark.slow
 def test_trials_with_one_seed_share_the_samples_of_every_common_point():
     """Different detectors and different test points, the same seed: the same MAP error counts
     at the common point, which runs to max_bits in both."""
@@ -209,6 +214,7 @@ KNOWN_GOOD = {
 }
 
 
+@pytest.mark.slow
 def test_a_known_good_trial_is_within_five_percent_of_map():
     """A short trial that reaches the limit (measured 1.009-1.012 over seeds 0-2); with about
     2000 MAP errors a point (its budget) its paired ratio has a standard error of about 0.3 %."""
@@ -221,6 +227,7 @@ def test_a_known_good_trial_is_within_five_percent_of_map():
     assert out.summary["points_no_map_errors"] == 0
 
 
+@pytest.mark.slow
 def test_val_loss_plain_is_the_loss_without_label_smoothing():
     cfg = parse_trial_config({**SMALL, "regularization": "label_smoothing"})
     trainer = Trainer(cfg)

@@ -1,5 +1,9 @@
 """The one Ray-aware piece of a trial: report epochs and checkpoints to Ray Tune, resume from them.
 
+Two trainables share the trial code (``trainables.trial.run_trial``) and :class:`EpochReporter`:
+:func:`search_trainable` (``symgrid.trainable``) takes a whole trial config, for any of Tune's
+searchers and schedulers; :func:`trainable` runs one trial of a grid, named by its id.
+
 Ray Tune calls :func:`trainable` with ``{"trial": trial_id}`` and nothing else: the trial's
 definition is read from the run's plan (``plan.parquet``, once per worker process), so nothing Ray
 keeps or snapshots grows with the size of the configs. Every epoch reports its row; the
@@ -20,6 +24,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import shutil
 import socket
 import tempfile
 import time
@@ -47,6 +52,21 @@ from symgrid.trainables.trial import Trainer, run_trial
 STATE_FILE = "state.pt"
 GATE_ENV = "SYMGRID_TEST_GATE"  # test hook only: a folder of hold files, see hold_at_gate
 GATE_POLL_S = 0.05  # how often a held trial looks for its hold file
+# A searcher's scheduler may stop or pause a trial after any epoch (ASHA, PBT): save every epoch,
+# so a paused or restarted trial continues exactly where it was.
+SEARCH_CHECKPOINTS = CheckpointPolicy(every_epochs=1, min_interval_s=0)
+FINAL_METRICS = (  # per-trial figures of the last report (trainables.trial.summarize)
+    "ber_ratio_map",
+    "points_no_map_errors",
+    "val_loss_best",
+    "val_ber_best",
+    "best_epoch",
+    "epochs_run",
+    "stopped_early",
+    "wall_s",
+    "symbols_per_s",
+    "num_params",
+)
 
 
 @dataclass(frozen=True)
@@ -118,17 +138,73 @@ def trainable(config: dict, run: RunFiles) -> None:
     tune.report({**metrics, "ber_ratio_map": outcome.summary["ber_ratio_map"]})
 
 
+def search_trainable(config: dict) -> None:
+    """A Ray Tune function trainable for any searcher: one trial config in, Tune reports out.
+
+    Parameters
+    ----------
+    config : the trial config ``symgrid trial`` takes (``trainables.config``), with Tune's
+        sampled values inside it, nested (``{"optimizer": {"lr": tune.loguniform(...)}}``) or as
+        dotted keys ``"section.field"`` (``{"optimizer.lr": tune.loguniform(...)}``), which set
+        that one field over the nested sections. A bad config fails the trial with the one-line
+        error ``symgrid trial`` prints.
+
+    Output
+    ------
+    One report per epoch: ``epoch``, ``lr``, ``train_loss``, ``val_loss``, ``val_loss_plain``,
+    ``train_ber``, ``val_ber``, with a checkpoint of the trainer's whole state (weights,
+    optimizer, schedule, random generators), so a paused or restarted trial resumes exactly.
+    The last epoch's report waits for the evaluation and also holds ``final`` True, ``status``
+    and :data:`FINAL_METRICS` (``ber_ratio_map``: the trial's BER over the bitwise-MAP
+    detector's on the same samples, ``trainables.metrics``); ``training_iteration`` is the
+    epoch, so a scheduler's ``max_t`` of ``train.epochs`` lets the last epoch finish.
+    """
+    placement = where_am_i()
+    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
+    torch.set_num_threads(max(1, int(cpus)))  # torch would otherwise take every core of the node
+    reporter = EpochReporter(None, SEARCH_CHECKPOINTS, hold_last=True)
+    outcome = run_trial(nested(config), reporter, load_state(), placement["device"])
+    figures = {k: outcome.summary[k] for k in FINAL_METRICS}
+    metrics, folder = reporter.held or ({**(outcome.epochs or [{}])[-1]}, None)
+    final = {**metrics, "final": True, "status": outcome.status, **figures}
+    if folder is None:  # restored from its last checkpoint: no epoch was left to train
+        tune.report(final)
+        return
+    tune.report(final, checkpoint=tune.Checkpoint.from_directory(folder))
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def nested(config: dict) -> dict:
+    """``config`` with each dotted key ``"section.field"`` set inside its section."""
+    plain = {k: dict(v) if isinstance(v, dict) else v for k, v in config.items() if "." not in k}
+    for key, value in config.items():
+        if "." in key:
+            section, _, name = key.partition(".")
+            inner = plain.get(section)
+            plain[section] = {**(inner if isinstance(inner, dict) else {}), name: value}
+    return plain
+
+
 class EpochReporter:
     """``run_trial``'s ``on_epoch``: report each epoch, with a checkpoint when the policy says."""
 
-    def __init__(self, trial_id: str, policy: CheckpointPolicy):
-        self.trial_id, self.policy = trial_id, policy
+    def __init__(self, trial_id: str | None, policy: CheckpointPolicy, hold_last: bool = False):
+        self.trial_id, self.policy = trial_id, policy  # trial_id: None outside a grid
         self.rows, self.last_save = [], time.monotonic()
+        # hold_last: the last epoch's metrics and checkpoint folder are kept in ``held``, for a
+        # report that adds the evaluation (search_trainable); the caller removes the folder.
+        self.hold_last, self.held = hold_last, None
 
     def __call__(self, row: dict, trainer: Trainer) -> None:
         self.rows = trainer.rows
-        metrics = {"trial_id": self.trial_id, "final": False, **row}
+        named = {"trial_id": self.trial_id} if self.trial_id else {}
+        metrics = {**named, "final": False, **row}
         final = trainer.done or trainer.diverged
+        if final and self.hold_last:
+            folder = tempfile.mkdtemp(prefix="symgrid-state-")
+            save_state(trainer, Path(folder))
+            self.held = (metrics, folder)
+            return
         if self.policy.due(trainer.epoch, final, time.monotonic() - self.last_save):
             with tempfile.TemporaryDirectory() as tmp:
                 save_state(trainer, Path(tmp))
@@ -137,7 +213,8 @@ class EpochReporter:
             self.last_save = time.monotonic()
         else:
             tune.report(metrics)
-        hold_at_gate(self.trial_id, trainer.epoch)
+        if self.trial_id:
+            hold_at_gate(self.trial_id, trainer.epoch)
 
 
 def storage_call(call, *args, **kwargs):
