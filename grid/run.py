@@ -34,7 +34,6 @@ from pathlib import Path
 
 import pandas as pd
 import ray
-import yaml
 from ray import tune
 from symgrid.grid import fit
 from symgrid.grid.errors import RunError, TablesError
@@ -231,31 +230,6 @@ def new_tuner(
             verbose=1 if verbose else 0,
         ),
     )
-
-
-def run_spec(spec: object, out: Path | str | None = None, *, report: bool = True, **options):
-    """Run a study from Python: ``spec`` is a spec file, a preset name or a spec as a dict, whose
-    ``model.name`` (in ``base`` or an axis) may be a network class object, e.g. one defined in a
-    notebook: it is registered as ``module:qualname`` and shipped to the workers by value.
-
-    ``options`` are :func:`run_grid`'s (``num_cpus``, ``address``...). Returns the exit code
-    (0: every trial has results) and the run folder (default ``results/<name>``), where the
-    tables and, with ``report``, ``report/index.html`` are.
-    """
-    from symgrid.grid.spec import expand, load_spec, parse_spec
-
-    if isinstance(spec, str | Path):
-        spec = load_spec(str(spec))
-    elif not isinstance(spec, Spec):
-        plain = network.with_class_names(spec)
-        spec = parse_spec(plain, source=yaml.safe_dump(plain, sort_keys=False))
-    out = Path(out or Path("results") / spec.name)
-    code = run_grid(spec, expand(spec), out, command="symgrid.grid.run.run_spec", **options)
-    if report and code != INTERRUPTED:
-        from symgrid.analysis.report import write_report
-
-        write_report([out])
-    return code, out
 
 
 def refuse(refusal: str | None) -> None:
