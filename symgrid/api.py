@@ -123,6 +123,10 @@ def run(
     options = dict(address=address, storage=storage, num_cpus=num_cpus, num_gpus=num_gpus)
     options.update(max_concurrent=max_concurrent, verbose=verbose, command=command)
     options.update(overwrite=overwrite, started=started)
+    if not isinstance(spec, Mapping):  # which file it came from: resume says when it changed
+        from symgrid.grid.outdir import source_file
+
+        options["extra"] = source_file(str(spec))
     code = launch(parsed, parsed.trials, folder, options, tensorboard, mlflow)
     return finished(folder, code, report)
 

@@ -325,6 +325,7 @@ def effects_sentence_for(trials: pd.DataFrame, axis: str) -> str:
 def test_the_api_confirm_hands_run_grid_the_chosen_settings_only(grid_run, monkeypatch, tmp_path):
     """``symgrid.confirm``: the top settings on fresh seeds, no other combination of their
     values (the narrowed axes cross into more), linked to the parent."""
+    import symgrid.grid.result as grid_result_module
     import symgrid.grid.run as grid_run_module
 
     seen = {}
@@ -334,6 +335,7 @@ def test_the_api_confirm_hands_run_grid_the_chosen_settings_only(grid_run, monke
         return 0
 
     monkeypatch.setattr(grid_run_module, "run_grid", fake_run_grid)
+    monkeypatch.setattr(grid_result_module, "conclude", lambda out, code, skip: (None, code))
     result = api_confirm(grid_run, top=2, seeds=2, out=tmp_path / "c", report=False)
     assert result.code == 0 and seen["out"] == tmp_path / "c"
     settings = seen["extra"]["confirm"]["settings"]
