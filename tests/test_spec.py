@@ -177,13 +177,13 @@ def test_presets_load_and_validate():
         assert spec.trial_count == math.prod(len(values) for values in spec.axes.values())
     quick = preset("quick")
     assert all(len(quick.axes[a]) >= 3 for a in ("scheduler", "loss", "regularization"))
-    assert len(quick.axes["train.ebno_db"]) == 2
+    assert len(quick.axes["seed"]) >= 3  # fewer seeds separate nothing (analysis.inference)
     assert preset("notebook").trial_count == 1
-    lecture = preset("lecture")  # README quotes its 4,050 trials
-    assert lecture.trial_count == 4050 < MAX_TRIALS_WITHOUT_YES
+    lecture = preset("lecture")  # README quotes its 2,250 trials: 450 settings x 5 seeds
+    assert lecture.trial_count == 2250 < MAX_TRIALS_WITHOUT_YES
     crossed = math.prod(len(values) for values in lecture.axes.values())
     kept = {tuple(str(v) for v in t.axes.values()) for t in lecture.trials}
-    assert len(kept) == 4050 < crossed  # distinct settings; the exclude rules removed the rest
+    assert len(kept) == 2250 < crossed  # distinct settings; the exclude rules removed the rest
 
 
 def test_describe_and_estimate():
