@@ -142,17 +142,14 @@ def note_changed_spec(folder: Path, info: dict) -> None:
         )
 
 
-def already_complete(folder: Path, info: dict) -> bool:
-    """Say so when every trial of the run has its final record (nothing to resume)."""
-    from symgrid.trainables.records import RecordStore
-
-    if not {"records", "trials"} <= info.keys():
-        return False  # a damaged run.json: resume says what is wrong with it
-    done = len(RecordStore(info["records"]).finished())
-    if done < info["trials"]:
+def already_complete(folder: Path, info: dict, finished: int) -> bool:
+    """Say so when every trial of the run has its final record (``finished`` of them) and the
+    tables were built (a run whose storage failed during the final copy has records, no tables:
+    resume builds them)."""
+    if finished < info.get("trials", 0) or not (folder / "trials.parquet").exists():
         return False
     print(
-        f"symgrid: {folder}: already complete ({done}/{info['trials']} trials have results);"
+        f"symgrid: {folder}: already complete ({finished}/{info['trials']} trials have results);"
         f" `symgrid report {folder}` rewrites its tables and report",
         file=sys.stderr,
     )

@@ -34,7 +34,12 @@ __all__ = ["resume_grid", "read_run_json"]
 
 
 def resume_grid(
-    out: Path, ray_options: dict | None = None, *, verbose: bool = False, started=None
+    out: Path,
+    ray_options: dict | None = None,
+    *,
+    verbose: bool = False,
+    started=None,
+    finished: dict | None = None,
 ) -> int:
     """Continue an interrupted run: finished trials are not run again.
 
@@ -43,7 +48,8 @@ def resume_grid(
     are checked against the cluster like a new run's. The trials whose records are finished are
     passed to the trainable, which reports them without training: after a killed driver Ray's
     saved state can lag behind them. A run stopped before Ray saved any state (Ctrl-C while Ray
-    started) starts again from its plan.
+    started) starts again from its plan. ``finished``: the finished records, when the caller
+    already read them (:func:`grid.run.finished_before`).
     """
     out = out.resolve()
     info = read_run_json(out)
@@ -51,7 +57,8 @@ def resume_grid(
     cfg = {**info["ray"], **given}
     info["ray"] = cfg
     policy = CheckpointPolicy(**info["checkpoint"])
-    finished = finished_before(out, info)  # probes the storage: one line if it is gone
+    if finished is None:  # the caller's read, or this one: probes the storage, one line if gone
+        finished = finished_before(out, info)
     network.load_classes(out)  # network classes the run was given as objects (classes.pkl)
     plan = read_plan(info["plan"])
     classes = network.registered_for([config for _, config in plan.values()])

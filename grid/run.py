@@ -42,7 +42,7 @@ from symgrid.grid.progress import Progress
 from symgrid.grid.record_copy import copy_records
 from symgrid.grid.spec import Spec, TrialSpec, resolved_yaml, spec_hash
 from symgrid.grid.storage import probe_storage, unshared_storage
-from symgrid.grid.tuning import EndedFirstFIFO, TrialIds, loggers, set_tune_env
+from symgrid.grid.tuning import TUNE_ENV, EndedFirstFIFO, TrialIds, loggers, set_tune_env
 from symgrid.trainables import network
 from symgrid.trainables.records import RecordStore
 from symgrid.trainables.storage_io import (
@@ -64,6 +64,8 @@ from symgrid.trainables.tune_adapter import (
 EXPERIMENT = "ray"  # Ray's experiment folder in DIR when Ray's storage is DIR itself
 AUTO_GPU_FRACTION = 0.25  # four trials share a GPU when the cluster has one
 QUIET_LOGGERS = ("ray.tune", "ray.train")  # without --verbose: their tracebacks stay in DIR/ray
+# Environment a run sets for Tune (grid.tuning) and Ray's console; restored when the run ends.
+SESSION_ENV = ("RAY_AIR_NEW_OUTPUT", *TUNE_ENV, "TUNE_MAX_PENDING_TRIALS_PG")
 INTERRUPTED = 130  # exit code of a run stopped before every trial ended (as for Ctrl-C)
 
 
@@ -335,7 +337,11 @@ def trial_resources(spec: Spec) -> dict:
 
 
 class ray_session:
-    """``ray.init`` for the run and ``ray.shutdown`` after, unless Ray was already up."""
+    """``ray.init`` for the run and ``ray.shutdown`` after, unless Ray was already up.
+
+    The process-wide knobs a run sets (Tune's environment, its loggers' levels) are put back on
+    exit: symgrid is a library too, and a user's own Tuner later in the same process (a notebook)
+    gets Tune's defaults."""
 
     def __init__(self, address, num_cpus, num_gpus, verbose):
         local = {"num_cpus": num_cpus, "num_gpus": num_gpus, "include_dashboard": False}
@@ -343,6 +349,8 @@ class ray_session:
         self.verbose, self.owned = verbose, False
 
     def __enter__(self):
+        self.env = {k: os.environ.get(k) for k in SESSION_ENV}
+        self.levels = {name: logging.getLogger(name).level for name in QUIET_LOGGERS}
         if not self.verbose:
             # Tune's new console output prints a config box and a TensorBoard hint even at
             # verbose=0; its legacy reporter (Ray's documented switch) prints nothing.
@@ -359,6 +367,13 @@ class ray_session:
     def __exit__(self, *exc):
         if self.owned:
             ray.shutdown()
+        for key, value in self.env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        for name, level in self.levels.items():
+            logging.getLogger(name).setLevel(level)
 
 
 def trial_name(trial) -> str:

@@ -183,6 +183,10 @@ def launch(spec, trials, out: Path, options: dict, tensorboard: bool, mlflow: st
             check_mlflow(mlflow, verbose)  # the extra and the server, before any folder
         ray_args = {k: options.get(k) for k in RAY_OPTIONS}
         refusal = fit.refusal(spec, len(trials), out.resolve(), options["overwrite"], ray_args)
+        if not refusal and options.get("storage"):
+            from symgrid.grid.storage import probe_storage  # pyarrow only: no Ray yet
+
+            refusal = probe_storage(options["storage"])
         if refusal:
             raise SymgridError(refusal)
         starting(ray_args)
@@ -222,8 +226,14 @@ def resume(
     if info is None:
         raise SymgridError(f"{path}: not a symgrid run folder (no run.json)")
     note_changed_spec(path, info)
-    if already_complete(path, info):
-        return Run(path, 0)
+    from symgrid.grid.run import finished_before  # probes the storage: one line if it is gone
+
+    finished = None  # a damaged run.json: resume_grid says what is wrong with it
+    if {"records", "plan", "trials"} <= info.keys():
+        with one_line():
+            finished = finished_before(path.resolve(), info)
+        if already_complete(path, info, len(finished)):
+            return Run(path, 0)
     given = dict(address=address, num_cpus=num_cpus, num_gpus=num_gpus)
     given.update(max_concurrent=max_concurrent)
     cluster = {**dict.fromkeys(RAY_OPTIONS), **(info.get("ray") or {})}
@@ -235,7 +245,7 @@ def resume(
     from symgrid.grid.resume import resume_grid
 
     with one_line():
-        code = resume_grid(path, given, verbose=verbose, started=started)
+        code = resume_grid(path, given, verbose=verbose, started=started, finished=finished)
     return finished(path, code, report)
 
 

@@ -210,7 +210,7 @@ def test_trial_refuses_a_folder_with_a_result_and_overwrite_replaces_it(tmp_path
 
 def test_report_of_several_runs_needs_out_as_the_readme_says(tmp_path, capsys):
     readme = (Path(__file__).parents[1] / "README.md").read_text()
-    assert "`symgrid report DIR1 DIR2 ... --out REPORT_DIR`" in readme
+    assert "`symgrid report DIR1 DIR2 ... --out REPORT_DIR [--metric NAME]`" in readme
     assert main(["report", str(tmp_path / "a"), str(tmp_path / "b")]) == 2
     assert "several run folders need --out" in one_line_error(capsys)
 

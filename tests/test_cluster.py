@@ -263,7 +263,8 @@ def test_a_multi_node_cluster_without_storage_is_refused_before_anything_runs(cl
         cmd, env=cluster.env, capture_output=True, text=True, timeout=120, cwd=tmp_path
     )
     assert result.returncode == 2, result.stderr
-    err = result.stderr
+    joining, err = result.stderr.split("\n", 1)  # the progress line, then the one-line error
+    assert joining == f"joining the Ray cluster at {address}…"
     assert err.count("\n") == 1 and "Traceback" not in err, err
     assert f"--address {address}: the cluster has 2 nodes and no --storage" in err, err
     assert not out.exists() or not any(out.iterdir()), "nothing written"

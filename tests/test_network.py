@@ -366,7 +366,7 @@ def test_mlflow_params_name_the_network_and_its_arguments(user_folder):
         "axes": {"model.width": [6]},
     }
     (trial,) = expand(parse_spec(raw))
-    logged = {p.key: p.value for p in params(trial)}
+    logged = {p.key: p.value for p in params(trial.axes, trial.config)}
     assert logged["model.width"] == "6" and logged["config.model.width"] == "6"
     assert logged["config.model.name"] == "usernet:TwoLayer"
     assert logged["config.optimizer.betas"] == "[0.8, 0.99]"
