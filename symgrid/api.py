@@ -228,11 +228,11 @@ def resume(
     note_changed_spec(path, info)
     from symgrid.grid.run import finished_before  # probes the storage: one line if it is gone
 
-    finished = None  # a damaged run.json: resume_grid says what is wrong with it
+    done = None  # a damaged run.json: resume_grid says what is wrong with it
     if {"records", "plan", "trials"} <= info.keys():
         with one_line():
-            finished = finished_before(path.resolve(), info)
-        if already_complete(path, info, len(finished)):
+            done = finished_before(path.resolve(), info)
+        if already_complete(path, info, len(done)):
             return Run(path, 0)
     given = dict(address=address, num_cpus=num_cpus, num_gpus=num_gpus)
     given.update(max_concurrent=max_concurrent)
@@ -245,7 +245,7 @@ def resume(
     from symgrid.grid.resume import resume_grid
 
     with one_line():
-        code = resume_grid(path, given, verbose=verbose, started=started, finished=finished)
+        code = resume_grid(path, given, verbose=verbose, started=started, finished=done)
     return finished(path, code, report)
 
 
