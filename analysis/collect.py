@@ -206,7 +206,8 @@ def read_table(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
         raise ReportError(f"{path}: unreadable Parquet file ({one_line(err)})") from err
 
 
-def read_json(path: Path) -> dict:
+def json_or_empty(path: Path) -> dict:
+    """A JSON file of the run folder as a dict: {} when absent, a ReportError when unreadable."""
     if not path.exists():
         return {}
     try:
@@ -243,11 +244,11 @@ def load_run(path: Path) -> Run:
     path = Path(path)
     if not path.is_dir():
         raise ReportError(f"{path}: no such run folder")
-    info = read_json(path / "run.json")
+    info = json_or_empty(path / "run.json")
     rebuilt = stale(path)
     if rebuilt:  # an interrupted run, tables not built yet, one of them lost, or records changed
         for record in sorted((path / "trials").glob("*/trial.json")):
-            read_json(record)  # a damaged record is a one-line error, not a traceback
+            json_or_empty(record)  # a damaged record is a one-line error, not a traceback
         tables = build_tables(path, read=read_table)
     else:
         tables = Tables(

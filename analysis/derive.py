@@ -34,8 +34,8 @@ from symgrid.analysis.collect import (
     Run,
     Tables,
     build_tables,
+    json_or_empty,
     load_run,
-    read_json,
     read_table,
     table_metadata,
 )
@@ -169,12 +169,12 @@ def fresh(run: Run, metric: str) -> bool:
     built = summary.stat().st_mtime_ns
     sources = [run.path / s for s in SOURCES if (run.path / s).exists()]
     return all(s.stat().st_mtime_ns <= built for s in sources) and (
-        read_json(summary).get("metric") == metric
+        json_or_empty(summary).get("metric") == metric
     )
 
 
 def read_statistics(path: Path) -> Statistics:
-    summary = read_json(path / SUMMARY)
+    summary = json_or_empty(path / SUMMARY)
     tables = {name: read_table(path / file) for name, file in TABLES.items()}
     confirmed = read_table(path / CONFIRMATION) if summary.pop("confirmation") else None
     nan = lambda d: None if d is None else {k: np.nan if v is None else v for k, v in d.items()}  # noqa: E731
@@ -196,7 +196,7 @@ def build_all(out: Path) -> Tables:
     if not tables.trials.empty:
         spec = out / "spec.yaml"
         run = Run(
-            out, read_json(out / "run.json"), spec.read_text() if spec.exists() else "", tables
+            out, json_or_empty(out / "run.json"), spec.read_text() if spec.exists() else "", tables
         )
         analyze(run)
     return tables

@@ -246,7 +246,7 @@ def planned_epochs(trials: pd.DataFrame) -> pd.Series:
     return trials["config_json"].map(lambda c: json.loads(c).get("train", {}).get("epochs", 0))
 
 
-def bias_variance(table: pd.DataFrame, x: str, path: Path) -> Path | None:
+def bias_variance_figure(table: pd.DataFrame, x: str, path: Path) -> Path | None:
     """Noise, bias² and variance against ``x`` (num_params or train.symbols), per Eb/N0."""
     if table.empty or x not in table or table[x].nunique() < 2:
         return None

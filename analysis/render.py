@@ -110,7 +110,7 @@ def findings_html(s: Section, suffix: str) -> list[str]:
     if s.findings:
         parts += ['<ul class="findings">']
         parts += [f"<li>{esc(sentence)}</li>" for _, sentence in s.findings]
-        parts += ["</ul>", table_html(sec.effects_table(s), table_id=f"effects{suffix}")]
+        parts += ["</ul>", table_html(sec.format_effects(s), table_id=f"effects{suffix}")]
     else:
         parts.append("<p>No axis with two or more levels completed: no effects to estimate.</p>")
     return parts + figures_html(s.figures["effects"])
@@ -121,7 +121,7 @@ def confirmation_html(s: Section) -> list[str]:
         return []
     parts = ["<h2>Confirmation on fresh seeds</h2>", f'<p class="best">{esc(s.confirmed)}</p>']
     if s.stats.confirmation is not None and not s.stats.confirmation.empty:
-        parts.append(table_html(sec.confirmation_table(s), table_id="confirmation"))
+        parts.append(table_html(sec.format_confirmation(s), table_id="confirmation"))
     return parts
 
 
@@ -147,13 +147,13 @@ def section_html(s: Section, index: int) -> str:
     parts += confirmation_html(s) + findings_html(s, suffix)  # a confirmation run: its verdict
     parts += ["<h2>Interactions</h2>", f"<p>{esc(s.interactions)}</p>"]
     if not s.stats.interactions.empty:
-        parts.append(table_html(sec.interactions_table(s)))
+        parts.append(table_html(sec.format_interactions(s)))
     parts += figures_html(s.figures["interactions"])
     for part, heading in PARTS:
         if s.figures[part]:
             parts += [f"<h2>{esc(heading)}</h2>", *figures_html(s.figures[part])]
     parts += details_html(s)
-    table = table_html(sec.ranking_table(s), table_id=f"ranking{suffix}", classes="sortable")
+    table = table_html(sec.format_ranking(s), table_id=f"ranking{suffix}", classes="sortable")
     parts += [
         "<h2>Full ranking</h2>",
         f"<details><summary>all {len(s.stats.ranking)} settings, best first (click a column "
@@ -211,14 +211,14 @@ def section_markdown(s: Section) -> str:
     if s.confirmed is not None:
         parts += ["## Confirmation on fresh seeds", "", s.confirmed, ""]
         if s.stats.confirmation is not None and not s.stats.confirmation.empty:
-            parts += [md_table(sec.confirmation_table(s)), ""]
+            parts += [md_table(sec.format_confirmation(s)), ""]
     parts += ["## Findings", "", s.best, "", *(f"- {sentence}" for _, sentence in s.findings)]
     if s.findings:
-        parts += ["", md_table(sec.effects_table(s))]
+        parts += ["", md_table(sec.format_effects(s))]
     parts += ["", *md_figures(s.figures["effects"])]
     parts += ["", "## Interactions", "", s.interactions]
     if not s.stats.interactions.empty:
-        parts += ["", md_table(sec.interactions_table(s))]
+        parts += ["", md_table(sec.format_interactions(s))]
     parts += ["", *md_figures(s.figures["interactions"])]
     for part, heading in PARTS:
         if s.figures[part]:
@@ -227,7 +227,7 @@ def section_markdown(s: Section) -> str:
     parts += [f"- {k}: `{v}`" if k == "reproduce" else f"- {k}: {v}" for k, v in sec.header_rows(s)]
     parts += ["", "## Diverged and failed trials", ""]
     parts.append(md_table(s.problems) if not s.problems.empty else "None.")
-    parts += ["", "## Full ranking", "", md_table(sec.ranking_table(s))]
+    parts += ["", "## Full ranking", "", md_table(sec.format_ranking(s))]
     parts += mlflow_markdown(s.run.path)
     return "\n".join(parts)
 

@@ -71,8 +71,8 @@ def training_figures(run: Run, result: Statistics, f) -> dict:
     reg = "regularization" if "regularization" in run.axes else None
     over = plots.overfitting_curves(t, e, reg, f("overfitting"))
     gap = plots.generalization_gap(t, e, reg, f("gap_epochs"))
-    params = plots.bias_variance(bv, "num_params", f("biasvar_params"))
-    symbols = plots.bias_variance(bv, "train.symbols", f("biasvar_symbols"))
+    params = plots.bias_variance_figure(bv, "num_params", f("biasvar_params"))
+    symbols = plots.bias_variance_figure(bv, "train.symbols", f("biasvar_symbols"))
     return {
         "overfitting": [
             ("Overfitting: training vs validation", over),
@@ -93,7 +93,7 @@ def make_figures(run: Run, result: Statistics, out: Path, prefix: str = "") -> d
     return {part: [(title, p) for title, p in figs if p is not None] for part, figs in made.items()}
 
 
-def summarize(run: Run, out: Path, prefix: str, metric: str | None = None) -> Section:
+def run_section(run: Run, out: Path, prefix: str, metric: str | None = None) -> Section:
     """One run's report content: statistics, sentences, figures, what is missing."""
     result = statistics(run, metric)
     bad = run.trials[run.trials["status"] != "completed"]
@@ -196,7 +196,7 @@ def write_report(dirs: list[Path], out: Path | None = None, metric: str | None =
     with tempfile.TemporaryDirectory(dir=out, prefix=".staging-") as tmp:
         staging = Path(tmp)
         prefixes = [f"run{i + 1}_" if len(runs) > 1 else "" for i in range(len(runs))]
-        sections = [summarize(r, staging, p, metric) for r, p in zip(runs, prefixes, strict=True)]
+        sections = [run_section(r, staging, p, metric) for r, p in zip(runs, prefixes, strict=True)]
         compared = comparison(runs, sections, staging) if len(runs) > 1 else None
         (staging / "summary.md").write_text(render.markdown(sections, compared))
         (staging / "index.html").write_text(render.html_page(sections, compared))

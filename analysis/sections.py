@@ -101,7 +101,7 @@ def description(spec_text: str) -> str:
     return str(spec.get("description", "")) if isinstance(spec, dict) else ""
 
 
-def ranking_table(s: Section) -> pd.DataFrame:
+def format_ranking(s: Section) -> pd.DataFrame:
     table = s.stats.ranking[[c for c in RANKING_COLUMNS if c in s.stats.ranking]].copy()
     for col in ("score", "ci_low", "ci_high"):
         table[col] = table[col].map(num)
@@ -114,7 +114,7 @@ def difference(metric: str, value) -> str:
     return signed_pct(value) if merit(metric).log else f"{value:+.4f}"
 
 
-def effects_table(s: Section) -> pd.DataFrame:
+def format_effects(s: Section) -> pd.DataFrame:
     e, metric = s.stats.effects, s.stats.metric
     if e.empty:
         return e
@@ -145,7 +145,7 @@ def effects_table(s: Section) -> pd.DataFrame:
     )
 
 
-def interactions_table(s: Section) -> pd.DataFrame:
+def format_interactions(s: Section) -> pd.DataFrame:
     i = s.stats.interactions
     if i.empty:
         return i
@@ -163,7 +163,7 @@ def interactions_table(s: Section) -> pd.DataFrame:
     )
 
 
-def confirmation_table(s: Section) -> pd.DataFrame:
+def format_confirmation(s: Section) -> pd.DataFrame:
     c = s.stats.confirmation
     return pd.DataFrame(
         {

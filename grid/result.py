@@ -62,7 +62,7 @@ class RunResult:
 
 
 def run_result(out: Path, report: Path | None) -> RunResult:
-    """The outcome of the run in ``out``, from its tables (written by ``grid.run.finish``)."""
+    """The outcome of the run in ``out``, from its tables (written by ``grid.run.collect_run``)."""
     out = Path(out)
     trials = pd.read_parquet(out / "trials.parquet", columns=["status"])
     total = int(json.loads((out / "run.json").read_text())["trials"])

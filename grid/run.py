@@ -257,7 +257,7 @@ def finished_before(out: Path, info: dict) -> dict[str, str]:
 def run_trials(tuner: tune.Tuner, out: Path, name: str, files: RunFiles) -> int:
     """Run the trials and finish the run; a storage that stopped answering ends it in one line."""
     try:
-        return finish(tuner.fit(), out, name, files)
+        return collect_run(tuner.fit(), out, name, files)
     except StorageUnreachable as err:
         cause = err.cause
     except Exception as err:  # Ray's own storage calls (experiment state, checkpoints)
@@ -272,7 +272,7 @@ def run_trials(tuner: tune.Tuner, out: Path, name: str, files: RunFiles) -> int:
     return INTERRUPTED
 
 
-def finish(results: tune.ResultGrid, out: Path, name: str, files: RunFiles) -> int:
+def collect_run(results: tune.ResultGrid, out: Path, name: str, files: RunFiles) -> int:
     """Record the trials that failed without a record, copy the records, write the tables."""
     store = RecordStore(files.records)
     record_failures(results, store, files.plan)

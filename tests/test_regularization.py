@@ -13,7 +13,7 @@ def model():
 
 
 def knobs(value):
-    return reg.plan(parse_trial_config({"regularization": value}).regularization)
+    return reg.knobs(parse_trial_config({"regularization": value}).regularization)
 
 
 def test_plan_folds_settings():
@@ -27,10 +27,10 @@ def test_plan_folds_settings():
 def test_penalty_counts_weights_not_biases():
     m = model()
     w = [m[0].weight, m[2].weight]
-    plan = reg.Plan(l1=0.3, l2=0.7)
+    plan = reg.Knobs(l1=0.3, l2=0.7)
     expected = sum(0.3 * x.abs().sum() + 0.7 * x.square().sum() for x in w)
     torch.testing.assert_close(reg.penalty(m, plan), expected)
-    assert reg.penalty(m, reg.Plan()) == 0.0
+    assert reg.penalty(m, reg.Knobs()) == 0.0
 
 
 def test_weight_decay_shrinks_weights_by_one_minus_lr_a():
@@ -71,7 +71,7 @@ def test_l2_and_elastic_net_weights_mean_the_same_loss_term(optimizer):
         m = model()
         plan = knobs(settings)
         opt = cls(reg.param_groups(m, plan.weight_decay), lr=lr)
-        loss = data_loss(m) + reg.penalty(m, reg.Plan(l2=plan.l2))  # elastic_net's w^2 term
+        loss = data_loss(m) + reg.penalty(m, reg.Knobs(l2=plan.l2))  # elastic_net's w^2 term
         if explicit:
             loss = loss + a * sum(w.square().sum() for w in reg.weights(m))
         loss.backward()

@@ -1,6 +1,6 @@
 """The lecture's regularizers: norm penalties, dropout, label smoothing and early stopping.
 
-A trial takes a list of settings; :func:`plan` folds them into one :class:`Plan`. Norm penalties
+A trial takes a list of settings; :func:`knobs` folds them into one :class:`Knobs`. Norm penalties
 apply to weights (tensors with two or more dimensions), never to biases. Every norm strength is
 the coefficient of its term in the loss, whichever setting it comes from::
 
@@ -74,7 +74,7 @@ REGULARIZERS: dict[str, type] = {
 
 
 @dataclass(frozen=True)
-class Plan:
+class Knobs:
     weight_decay: float = 0.0  # the optimizer's: 2 x the l2 setting's weight
     l1: float = 0.0  # coefficient of sum |w| in the loss
     l2: float = 0.0  # coefficient of sum w^2 in the loss (explicit, from elastic_net)
@@ -83,25 +83,25 @@ class Plan:
     early_stopping: EarlyStopping | None = None
 
 
-def plan(settings: tuple[Named, ...]) -> Plan:
+def knobs(settings: tuple[Named, ...]) -> Knobs:
     """Fold a list of settings into the knobs a trial applies."""
-    knobs: dict = {}
+    found: dict = {}
     for s in settings:
         p = s.params
         if s.name == "l2":
-            knobs["weight_decay"] = 2 * p.weight  # the gradient of weight * sum w^2
+            found["weight_decay"] = 2 * p.weight  # the gradient of weight * sum w^2
         elif s.name == "l1":
-            knobs["l1"] = knobs.get("l1", 0.0) + p.weight
+            found["l1"] = found.get("l1", 0.0) + p.weight
         elif s.name == "elastic_net":
-            knobs["l1"] = knobs.get("l1", 0.0) + p.weight
-            knobs["l2"] = p.weight * p.beta
+            found["l1"] = found.get("l1", 0.0) + p.weight
+            found["l2"] = p.weight * p.beta
         elif s.name == "dropout":
-            knobs["dropout"] = p.p
+            found["dropout"] = p.p
         elif s.name == "label_smoothing":
-            knobs["label_smoothing"] = p.epsilon
+            found["label_smoothing"] = p.epsilon
         elif s.name == "early_stopping":
-            knobs["early_stopping"] = p
-    return Plan(**knobs)
+            found["early_stopping"] = p
+    return Knobs(**found)
 
 
 def weights(model: nn.Module) -> list[torch.Tensor]:
@@ -118,7 +118,7 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     ]
 
 
-def penalty(model: nn.Module, knobs: Plan) -> torch.Tensor | float:
+def penalty(model: nn.Module, knobs: Knobs) -> torch.Tensor | float:
     """The explicit norm penalty l1 * sum|w| + l2 * sum w^2 over weights (0.0 when unused)."""
     if knobs.l1 == 0 and knobs.l2 == 0:
         return 0.0

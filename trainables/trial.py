@@ -52,7 +52,7 @@ class Trainer:
         k = cfg.modulation.num_bits_per_symbol
         self.head = head(cfg.loss)
         self.labels = bit_labels(k, device=self.device)
-        self.knobs = reg.plan(cfg.regularization)
+        self.knobs = reg.knobs(cfg.regularization)
         gen = lambda stream: seeded_generator(cfg.seed, stream)  # noqa: E731  (CPU generators)
         self.train_gen, self.shuffle_gen, self.dropout_gen = (
             gen("train"),
@@ -326,10 +326,10 @@ def run_trial(
             break
     if status == "completed":
         trainer.stopper.restore(trainer.model)
-    return finish(trainer, status, datetime.fromisoformat(trainer.started_at))
+    return evaluate_trial(trainer, status, datetime.fromisoformat(trainer.started_at))
 
 
-def finish(trainer: Trainer, status: str, started: datetime) -> TrialOutcome:
+def evaluate_trial(trainer: Trainer, status: str, started: datetime) -> TrialOutcome:
     cfg, k = trainer.cfg, trainer.cfg.modulation.num_bits_per_symbol
     ber, predictions = [], {}
     if status == "completed":
@@ -341,11 +341,11 @@ def finish(trainer: Trainer, status: str, started: datetime) -> TrialOutcome:
             trainer.probabilities, k, ev.ebno_db, ev.biasvar_symbols, trainer.device
         )
     return TrialOutcome(
-        status, trainer.rows, ber, summarize(trainer, status, started, ber), predictions
+        status, trainer.rows, ber, trial_summary(trainer, status, started, ber), predictions
     )
 
 
-def summarize(trainer: Trainer, status: str, started: datetime, ber: list[dict]) -> dict:
+def trial_summary(trainer: Trainer, status: str, started: datetime, ber: list[dict]) -> dict:
     rows, cfg = trainer.rows, trainer.cfg
     finite = [r for r in rows if math.isfinite(r["val_loss"])]
     best = min(finite, key=lambda r: r["val_loss"]) if finite else None

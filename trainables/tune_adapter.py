@@ -55,7 +55,7 @@ GATE_POLL_S = 0.05  # how often a held trial looks for its hold file
 # A searcher's scheduler may stop or pause a trial after any epoch (ASHA, PBT): save every epoch,
 # so a paused or restarted trial continues exactly where it was.
 SEARCH_CHECKPOINTS = CheckpointPolicy(every_epochs=1, min_interval_s=0)
-FINAL_METRICS = (  # per-trial figures of the last report (trainables.trial.summarize)
+FINAL_METRICS = (  # per-trial figures of the last report (trainables.trial.trial_summary)
     "ber_ratio_map",
     "points_no_map_errors",
     "val_loss_best",
