@@ -343,3 +343,22 @@ def test_the_api_confirm_hands_run_grid_the_chosen_settings_only(grid_run, monke
     got = [tuple(str(t.axes[a]) for a in settings[0]) for t in seen["trials"]]
     assert set(got) == chosen and len(got) == 2 * 2
     assert [t.trial_id for t in seen["trials"]] == ["t0000", "t0001", "t0002", "t0003"]
+
+
+def test_no_level_is_reported_better_than_the_best_when_exclusions_unbalance_the_grid():
+    """a2 exists only at r0 (as label smoothing only with some losses). Over the blocks where
+    every level completed (r0 alone) a0 looks best, yet a1 is 12.5 % better than a0 over the
+    blocks both share: the best level is the one the paired contrasts rank first."""
+    rng = np.random.default_rng(4)
+    effect = {("r0", "a0"): 0.0, ("r0", "a1"): 0.05, ("r0", "a2"): 0.1}
+    effect |= {("r1", "a0"): 0.3, ("r1", "a1"): 0.0}
+    rows = [
+        {"a": a, "r": r, "seed": s, "status": "completed", "y": y + 0.002 * rng.standard_normal()}
+        for s in range(5)
+        for (r, a), y in effect.items()
+    ]
+    trials = pd.DataFrame(rows).assign(ber_ratio_map=lambda f: np.exp(f["y"]))
+    table = effects.effects_table(trials, ["a", "r", "seed"]).set_index(["axis", "level"])
+    assert table.loc[("a", "a1"), "best"]
+    others = table.loc["a"].drop(index="a1")
+    assert (others["delta"] > 0).all(), others  # none better than the best
