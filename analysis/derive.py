@@ -76,22 +76,22 @@ class Statistics:
     notes: list[str] = field(default_factory=list)  # what could not be computed, one line each
 
 
-def confirm_against_parent(run: Run, out: Statistics) -> None:
+def confirm_against_parent(run: Run, result: Statistics) -> None:
     """Fill the confirmation fields when ``run.json`` names a parent run."""
     parent = run.info.get("parent")
     if not parent:
         return
-    out.parent = str(parent)
+    result.parent = str(parent)
     try:
         screening = load_run(Path(parent))
     except ReportError as err:
-        out.notes.append(f"the parent run cannot be read, nothing to confirm against: {err}")
+        result.notes.append(f"the parent run cannot be read, nothing to confirm against: {err}")
         return
-    ranked = stats.ranking(screening.trials, screening.ber, screening.axes, out.metric)
-    out.confirmation = confirmation.confirmation_table(
-        ranked, run.trials, run.ber, run.axes, out.metric
+    ranked = stats.ranking(screening.trials, screening.ber, screening.axes, result.metric)
+    result.confirmation = confirmation.confirmation_table(
+        ranked, run.trials, run.ber, run.axes, result.metric
     )
-    out.verdict = confirmation.verdict(out.confirmation)
+    result.verdict = confirmation.verdict(result.confirmation)
 
 
 def check_metric(run: Run, metric: str) -> None:

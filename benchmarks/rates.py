@@ -130,15 +130,15 @@ def in_ray_s(runs: list[dict], rates: dict) -> float:
     from symgrid.grid.spec import expand, load_spec
 
     cost.rates = lambda: {**rates, "grid": {}}  # this process only
-    extra = []
+    excess = []
     with tempfile.TemporaryDirectory() as tmp:
         for run in runs:
             path = Path(tmp) / f"scale{run['trials']}.yaml"
             path.write_text(spec_text(run["trials"]))
             trials = expand(load_spec(str(path), allow_large=True))
             modelled = sum(sum(cost.trial_seconds(t.config).values()) for t in trials)
-            extra.append((run["sum_trial_wall_s"] - modelled) / run["trials"])
-    return max(median(extra), 0.0)
+            excess.append((run["sum_trial_wall_s"] - modelled) / run["trials"])
+    return max(median(excess), 0.0)
 
 
 def grid_rates(rates: dict) -> dict:

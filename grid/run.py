@@ -129,7 +129,7 @@ def run_grid(
     max_concurrent: int | None = None,
     verbose: bool = False,
     command: str = "",
-    extra: dict | None = None,
+    run_facts: dict | None = None,
     tracking=None,
     overwrite: bool = False,
     started: float | None = None,
@@ -139,9 +139,10 @@ def run_grid(
     Nothing is written before every check passed: ``out`` (an earlier run is kept unless
     ``overwrite`` or none of its trials ever started), the storage on a multi-node cluster
     (``grid.storage.unshared_storage``) and the trial's resources against the cluster
-    (``grid.fit``). ``extra`` is recorded in run.json too (``symgrid confirm`` names the parent
-    run there). ``tracking(out)`` returns extra Tune callbacks (``grid.tracking``); a trial writes
-    its records before its final report, so they are in place when a callback sees it end.
+    (``grid.fit``). ``run_facts`` join run.json (``symgrid confirm`` names the parent run there,
+    ``symgrid run`` the spec file). ``tracking(out)`` returns more Tune callbacks
+    (``grid.tracking``); a trial writes its records before its final report, so they are in place
+    when a callback sees it end.
     ``started``: ``time.monotonic()`` when the command started (the progress line's clock).
     """
     out = out.resolve()
@@ -161,7 +162,7 @@ def run_grid(
         prepare_out(out, len(trials))
         callbacks = tracking(out) if tracking else []  # its errors exit 2, before any record
         settings = {"max_failures": spec.max_failures, "checkpoint": asdict(spec.checkpoint)}
-        run_info = {**(extra or {}), **settings, "ray": ray_args, "resources": resources}
+        run_info = {**(run_facts or {}), **settings, "ray": ray_args, "resources": resources}
         info = start_run(out, spec, trials, storage, run_info, command)
         classes = network.registered_for([t.config for t in trials])
         network.save_classes(classes, out)  # resume and confirm find them without the notebook
@@ -317,8 +318,8 @@ def record_failures(results: tune.ResultGrid, store: RecordStore, plan: str) -> 
 
     def write(trial_id: str) -> None:
         axes, config = trials[trial_id]
-        extra = {"axes": axes, "config": config}
-        store.write_failed(trial_id, failed[trial_id], [], extra)
+        identity = {"axes": axes, "config": config}
+        store.write_failed(trial_id, failed[trial_id], [], identity)
 
     with ThreadPoolExecutor(IO_THREADS) as pool:
         list(pool.map(write, missing))

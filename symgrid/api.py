@@ -126,7 +126,7 @@ def run(
     if not isinstance(spec, Mapping):  # which file it came from: resume says when it changed
         from symgrid.grid.outdir import source_file
 
-        options["extra"] = source_file(str(spec))
+        options["run_facts"] = source_file(str(spec))
     code = launch(parsed, parsed.trials, folder, options, tensorboard, mlflow)
     return finished(folder, code, report)
 
@@ -162,7 +162,7 @@ def confirm(
         spec, trials, link = confirm_spec(path, top, seeds)
     folder = Path(out) if out is not None else path.parent / f"{path.name}-confirm"
     options = dict(address=address, storage=storage, num_cpus=num_cpus, num_gpus=num_gpus)
-    options.update(max_concurrent=max_concurrent, verbose=verbose, command=command, extra=link)
+    options.update(max_concurrent=max_concurrent, verbose=verbose, command=command, run_facts=link)
     options.update(overwrite=overwrite, started=started)
     code = launch(spec, trials, folder, options, tensorboard, mlflow)
     return finished(folder, code, report)

@@ -63,8 +63,8 @@ def make_run_folder(
     for trial_id, trial_axes, raw in configs:
         config = config_to_dict(parse_trial_config(raw))
         outcome = run_trial(config)
-        extra = {"axes": trial_axes, "config": config}
-        write_trial_dir(outcome, trial_id, out / "trials" / trial_id, extra)
+        identity = {"axes": trial_axes, "config": config}
+        write_trial_dir(outcome, trial_id, out / "trials" / trial_id, identity)
     (out / "spec.yaml").write_text(SPEC_TEXT)
     info = {
         "name": "tiny",

@@ -230,7 +230,7 @@ def test_confirm_command_runs_the_narrowed_trials_linked_to_the_parent(grid_run,
     monkeypatch.setattr(grid_result_module, "conclude", lambda out, code, skip: (None, code))
     assert main(["confirm", str(grid_run), "--top", "2", "--seeds", "3", "--no-report"]) == 0
     assert seen["out"] == grid_run.parent / f"{grid_run.name}-confirm"
-    assert seen["extra"]["parent"] == str(grid_run.resolve())
+    assert seen["run_facts"]["parent"] == str(grid_run.resolve())
     assert seen["spec"].name == "effects-confirm" and len(seen["trials"]) == 6
     assert {t.axes["seed"] for t in seen["trials"]} == {3, 4, 5}
 
@@ -338,7 +338,7 @@ def test_the_api_confirm_hands_run_grid_the_chosen_settings_only(grid_run, monke
     monkeypatch.setattr(grid_result_module, "conclude", lambda out, code, skip: (None, code))
     result = api_confirm(grid_run, top=2, seeds=2, out=tmp_path / "c", report=False)
     assert result.code == 0 and seen["out"] == tmp_path / "c"
-    settings = seen["extra"]["confirm"]["settings"]
+    settings = seen["run_facts"]["confirm"]["settings"]
     chosen = {tuple(str(s[a]) for a in settings[0]) for s in settings}
     got = [tuple(str(t.axes[a]) for a in settings[0]) for t in seen["trials"]]
     assert set(got) == chosen and len(got) == 2 * 2

@@ -11,7 +11,7 @@ README = (Path(__file__).parents[1] / "README.md").read_text()
 
 
 def test_the_readme_spec_example_is_a_valid_grid():
-    block = re.search(r"```yaml\n(name: quick.*?)```", README, re.S).group(1)
+    block = re.search(r"```yaml\n(name: my-study.*?)```", README, re.S).group(1)
     trials = expand(parse_spec(load_yaml(block), source=block))
     assert len(trials) == 3 * 3 * 3 * 2 * 2
 

@@ -81,8 +81,8 @@ def synthetic_trials(shift: float, seeds: int, noise: float, seed: int = 0) -> p
     base = rng.normal(0.05, 0.05, seeds)  # the seed's own luck, shared by both settings
     rows = []
     for s in range(seeds):
-        for level, extra in (("A", 0.0), ("B", shift)):
-            y = base[s] + extra + rng.normal(0, noise)
+        for level, effect in (("A", 0.0), ("B", shift)):
+            y = base[s] + effect + rng.normal(0, noise)
             rows.append({"trial_id": f"{level}{s}", "status": "completed", "x": level, "seed": s})
             rows[-1]["ber_ratio_map"] = float(np.exp(y))
     return pd.DataFrame(rows)

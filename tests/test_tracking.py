@@ -246,8 +246,8 @@ def test_without_a_uri_the_store_is_inside_the_run_folder(tmp_path, monkeypatch)
             callback.on_trial_result(row["epoch"], [trial], trial, {**row, "hostname": "here"})
 
     outcome = run_trial(planned.config, on_epoch)
-    extra = {"axes": planned.axes, "config": planned.config, "hostname": "here", "device": "cpu"}
-    write_trial_dir(outcome, planned.trial_id, out / "trials" / planned.trial_id, extra)
+    identity = {"axes": planned.axes, "config": planned.config, "hostname": "here", "device": "cpu"}
+    write_trial_dir(outcome, planned.trial_id, out / "trials" / planned.trial_id, identity)
     for callback in callbacks:
         callback.on_trial_complete(2, [trial], trial)
 

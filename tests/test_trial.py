@@ -53,7 +53,7 @@ def test_divergence_is_a_result_not_an_exception():
 
 
 @pytest.mark.parametrize(
-    "extra",
+    "override",
     [
         {
             "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": True},
@@ -66,8 +66,8 @@ def test_divergence_is_a_result_not_an_exception():
     ],
 )
 @pytest.mark.slow
-def test_resume_from_a_checkpoint_gives_identical_weights(extra):
-    cfg = {**SMALL, **extra}
+def test_resume_from_a_checkpoint_gives_identical_weights(override):
+    cfg = {**SMALL, **override}
     whole = Trainer(parse_trial_config(cfg))
     while not whole.done:
         whole.step()

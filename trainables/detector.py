@@ -78,12 +78,12 @@ class Detector(nn.Module):
         return self.net(x)
 
 
-def bit_logits(out: torch.Tensor, head: str, labels: torch.Tensor) -> torch.Tensor:
+def bit_logits(logits: torch.Tensor, head: str, labels: torch.Tensor) -> torch.Tensor:
     """Bit logits log P(b=1)/P(b=0) from either head.
 
     Input
     -----
-    out : [n, k] bit logits or [n, 2**k] symbol logits, torch.float32
+    logits : [n, k] bit logits or [n, 2**k] symbol logits, torch.float32
     head : "bit" | "symbol"
     labels : [2**k, k] bit labels of the constellation points, torch.float32
 
@@ -92,8 +92,8 @@ def bit_logits(out: torch.Tensor, head: str, labels: torch.Tensor) -> torch.Tens
     llr : [n, k], torch.float32 (the symbol head's softmax marginalized per bit)
     """
     if head == "bit":
-        return out
-    log_p = torch.log_softmax(out, dim=-1)[:, :, None]  # [n, 2**k, 1]
+        return logits
+    log_p = torch.log_softmax(logits, dim=-1)[:, :, None]  # [n, 2**k, 1]
     log_one = torch.log(labels)[None]  # [1, 2**k, k], -inf where the bit is 0
     log_zero = torch.log1p(-labels)[None]
     return torch.logsumexp(log_p + log_one, dim=1) - torch.logsumexp(log_p + log_zero, dim=1)

@@ -35,7 +35,7 @@ LOSSES: dict[str, type] = {
     "nll": NoParams,  # NLLLoss on log_softmax of the symbol logits
 }
 SYMBOL_LOSSES = frozenset({"cross_entropy", "nll"})
-# The losses that see sigmoid(out) as a bit probability: their soft output is that probability,
+# The losses that see sigmoid(logits) as a bit probability: their soft output is that probability,
 # clamped (metrics.PROB_EPS) before a cross-entropy; the others' outputs are exact bit logits.
 PROBABILITY_LOSSES = frozenset({"bce", "mse", "l1", "smooth_l1"})
 SMOOTHABLE = frozenset({"bce", "bce_logits", "cross_entropy"})  # label smoothing means something
@@ -49,11 +49,11 @@ def head(loss: Named) -> str:
 
 
 def make_loss(loss: Named, num_bits_per_symbol: int, label_smoothing: float = 0.0) -> LossFn:
-    """Build ``loss_fn(out, bits, symbol_index) -> scalar``.
+    """Build ``loss_fn(logits, bits, symbol_index) -> scalar``.
 
     Input
     -----
-    out : [n, k] bit logits (bit head) or [n, 2**k] symbol logits (symbol head), torch.float32
+    logits : [n, k] bit logits (bit head) or [n, 2**k] symbol logits (symbol head), torch.float32
     bits : [n, k], torch.float32 in {0, 1}
     symbol_index : [n], torch.int64
 
@@ -67,19 +67,19 @@ def make_loss(loss: Named, num_bits_per_symbol: int, label_smoothing: float = 0.
     name, eps = loss.name, label_smoothing
     if name == "cross_entropy":
         criterion = nn.CrossEntropyLoss(label_smoothing=eps)
-        return lambda out, bits, sym: criterion(out, sym)
+        return lambda logits, bits, sym: criterion(logits, sym)
     if name == "nll":
         criterion = nn.NLLLoss()
-        return lambda out, bits, sym: criterion(torch.log_softmax(out, dim=-1), sym)
+        return lambda logits, bits, sym: criterion(torch.log_softmax(logits, dim=-1), sym)
     if name == "bce_logits":
         pos = loss.params.pos_weight
         pos_weight = None if pos is None else torch.full((num_bits_per_symbol,), pos)
         criterion = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
 
-        def bce_logits(out, bits, sym):
-            if criterion.pos_weight is not None and criterion.pos_weight.device != out.device:
-                criterion.to(out.device)
-            return criterion(out, smooth(bits, eps))
+        def bce_logits(logits, bits, sym):
+            if criterion.pos_weight is not None and criterion.pos_weight.device != logits.device:
+                criterion.to(logits.device)
+            return criterion(logits, smooth(bits, eps))
 
         return bce_logits
     criterion = {
@@ -88,7 +88,7 @@ def make_loss(loss: Named, num_bits_per_symbol: int, label_smoothing: float = 0.
         "l1": nn.L1Loss(),
         "smooth_l1": nn.SmoothL1Loss(beta=getattr(loss.params, "beta", 1.0)),
     }[name]
-    return lambda out, bits, sym: criterion(torch.sigmoid(out), smooth(bits, eps))
+    return lambda logits, bits, sym: criterion(torch.sigmoid(logits), smooth(bits, eps))
 
 
 def smooth(bits: torch.Tensor, epsilon: float) -> torch.Tensor:

@@ -79,12 +79,12 @@ def mcnemar_pvalue(n01: int, n10: int) -> float:
     return float(binomtest(n01, n01 + n10, 0.5).pvalue)
 
 
-def soft_logits(out: torch.Tensor) -> torch.Tensor:
+def soft_logits(detected: torch.Tensor) -> torch.Tensor:
     """Bit logits of a detector's output: float logits as they are; hard bool decisions read as
     probabilities 0 and 1 clamped to ``PROB_EPS`` (logits ``+-LOGIT_CLAMP``)."""
-    if out.dtype == torch.bool:
-        return torch.where(out, LOGIT_CLAMP, -LOGIT_CLAMP)
-    return out.to(torch.float32)
+    if detected.dtype == torch.bool:
+        return torch.where(detected, LOGIT_CLAMP, -LOGIT_CLAMP)
+    return detected.to(torch.float32)
 
 
 def _count_point(detect, k, ebno_db, budget, seed, device, chunks):

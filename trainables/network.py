@@ -168,12 +168,13 @@ def _checked(cls: type, name: str, num_inputs: int, num_outputs: int, frozen: tu
         x = torch.randn(CHECK_SAMPLES, num_inputs)
         try:
             with torch.no_grad():
-                out = model.eval()(x)
+                output = model.eval()(x)
         except Exception as err:
             raise ConfigError("model", f"{name}.forward raised {one_line(err)}") from None
     want = [CHECK_SAMPLES, num_outputs]
-    if not isinstance(out, torch.Tensor) or list(out.shape) != want or not out.is_floating_point():
-        got = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+    tensor = isinstance(output, torch.Tensor)
+    if not tensor or list(output.shape) != want or not output.is_floating_point():
+        got = list(output.shape) if tensor else type(output).__name__
         raise ConfigError(
             "model",
             f"{name} maps [{CHECK_SAMPLES}, {num_inputs}] to {got}; the loss's head"

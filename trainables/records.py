@@ -108,14 +108,17 @@ def predictions_frame(trial_id: str, predictions: dict) -> pd.DataFrame:
     return df
 
 
-def write_trial_dir(outcome: TrialOutcome, trial_id: str, directory, extra: dict, fs=None) -> None:
-    """All of a finished trial's records; ``extra`` (axes, config, placement) joins trial.json."""
+def write_trial_dir(
+    outcome: TrialOutcome, trial_id: str, directory, identity: dict, fs=None
+) -> None:
+    """All of a finished trial's records; ``identity`` (axes, config, placement) joins
+    trial.json."""
     where = Path(directory).as_posix() if fs is None else str(directory)
     write_parquet(epochs_frame(trial_id, outcome.epochs), f"{where}/epochs.parquet", fs=fs)
     write_parquet(ber_frame(trial_id, outcome.ber), f"{where}/ber.parquet", fs=fs)
     predictions = predictions_frame(trial_id, outcome.predictions)
     write_parquet(predictions, f"{where}/predictions.parquet", fs=fs)
-    summary = {"trial_id": trial_id, **extra, **outcome.summary}
+    summary = {"trial_id": trial_id, **identity, **outcome.summary}
     write_json(summary, f"{where}/trial.json", fs=fs)
 
 
@@ -134,18 +137,18 @@ class RecordStore:
     def folder(self, trial_id: str) -> str:
         return f"{self.path}/{trial_id}"
 
-    def write_outcome(self, outcome: TrialOutcome, trial_id: str, extra: dict) -> None:
+    def write_outcome(self, outcome: TrialOutcome, trial_id: str, identity: dict) -> None:
         """A finished trial's records (never over a finished record: resume must not rewrite)."""
         if self.status(trial_id) not in FINISHED:
-            write_trial_dir(outcome, trial_id, self.folder(trial_id), extra, self.fs)
+            write_trial_dir(outcome, trial_id, self.folder(trial_id), identity, self.fs)
 
-    def write_failed(self, trial_id: str, error: str, rows: list[dict], extra: dict) -> None:
+    def write_failed(self, trial_id: str, error: str, rows: list[dict], identity: dict) -> None:
         """A failed trial's record: the epochs it reported and a one-line error."""
         if self.status(trial_id) in FINISHED:
             return
         where = self.folder(trial_id)
         write_parquet(epochs_frame(trial_id, rows), f"{where}/epochs.parquet", fs=self.fs)
-        record = {"trial_id": trial_id, "status": "failed", "error": error, **extra}
+        record = {"trial_id": trial_id, "status": "failed", "error": error, **identity}
         write_json(record, f"{where}/trial.json", fs=self.fs)
 
     def status(self, trial_id: str) -> str | None:

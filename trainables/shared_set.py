@@ -58,10 +58,10 @@ def predict_shared(
     n : ``eval.biasvar_symbols``
     device : where the detector runs (the set is drawn on the CPU and moved there)
     """
-    out = {}
+    sets = {}
     for e in ebno_db_points:
         batch = shared_eval_set(k, e, n)
         p = probabilities(batch.to(device)).cpu().numpy()  # [n, k]
         eta = posterior(batch.y, batch.no, k).numpy()  # [n, k], computed on the CPU
-        out[float(e)] = Predictions(p, eta, batch.y.numpy(), batch.no.numpy())
-    return out
+        sets[float(e)] = Predictions(p, eta, batch.y.numpy(), batch.no.numpy())
+    return sets

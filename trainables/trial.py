@@ -140,15 +140,15 @@ class Trainer:
             sl = slice(first % span, first % span + size)  # a contiguous view of the block
             count = min(size, n - first)
             lr_sum += self.optimizer.param_groups[0]["lr"] * count
-            out = self.model(x[sl])
-            loss = self.loss_fn(out, bits[sl], symbol_index[sl])
+            logits = self.model(x[sl])
+            loss = self.loss_fn(logits, bits[sl], symbol_index[sl])
             self.optimizer.zero_grad(set_to_none=True)
             # Adding a 0.0 penalty would still cost an autograd node per batch.
             (loss + reg.penalty(self.model, self.knobs) if penalized else loss).backward()
             self.optimizer.step()
             self.schedule.after_batch()
             loss_sum += loss.detach() * count
-            errors += self.hard_bits(out.detach()).ne(target[sl]).sum()
+            errors += self.hard_bits(logits.detach()).ne(target[sl]).sum()
         self.train_seconds += time.perf_counter() - start
         k = cfg.modulation.num_bits_per_symbol
         return {
@@ -184,12 +184,12 @@ class Trainer:
         loss_sum, plain_sum, errors = 0.0, 0.0, 0
         for first in range(0, n, EVAL_CHUNK):
             sl = slice(first, first + EVAL_CHUNK)
-            out, bits, symbols = self.model(x[sl]), data.bits[sl], data.symbol_index[sl]
-            loss = float(self.loss_fn(out, bits, symbols))
+            logits, bits, symbols = self.model(x[sl]), data.bits[sl], data.symbol_index[sl]
+            loss = float(self.loss_fn(logits, bits, symbols))
             same = self.plain_loss_fn is self.loss_fn
-            plain = loss if same else float(self.plain_loss_fn(out, bits, symbols))
-            loss_sum, plain_sum = loss_sum + loss * len(out), plain_sum + plain * len(out)
-            errors += int(self.hard_bits(out).ne(bits.bool()).sum())
+            plain = loss if same else float(self.plain_loss_fn(logits, bits, symbols))
+            loss_sum, plain_sum = loss_sum + loss * len(logits), plain_sum + plain * len(logits)
+            errors += int(self.hard_bits(logits).ne(bits.bool()).sum())
         k = self.cfg.modulation.num_bits_per_symbol
         return {
             "val_loss": loss_sum / n,
@@ -214,8 +214,8 @@ class Trainer:
         self.rows.append(row)
         return row
 
-    def hard_bits(self, out: torch.Tensor) -> torch.Tensor:
-        return bit_logits(out, self.head, self.labels) > 0  # [n, k], bool
+    def hard_bits(self, logits: torch.Tensor) -> torch.Tensor:
+        return bit_logits(logits, self.head, self.labels) > 0  # [n, k], bool
 
     @torch.no_grad()
     def detect(self, batch: Batch) -> torch.Tensor:

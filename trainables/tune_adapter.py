@@ -124,16 +124,16 @@ def trainable(config: dict, run: RunFiles) -> None:
     placement = where_am_i()
     cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
     torch.set_num_threads(max(1, int(cpus)))  # torch would otherwise take every core of the node
-    extra = {"axes": axes, "config": trial_config, **placement}
+    identity = {"axes": axes, "config": trial_config, **placement}
     reporter = EpochReporter(trial_id, run.checkpoint)
     try:
         outcome = run_trial(trial_config, reporter, retrying(load_state), placement["device"])
     except StorageUnreachable:
         raise  # not the trial's fault: no terminal record, Ray's retry (or resume) runs it again
     except Exception as err:
-        retrying(store.write_failed, trial_id, last_line(err), reporter.rows, extra)
+        retrying(store.write_failed, trial_id, last_line(err), reporter.rows, identity)
         raise
-    retrying(store.write_outcome, outcome, trial_id, extra)
+    retrying(store.write_outcome, outcome, trial_id, identity)
     metrics = {"trial_id": trial_id, "final": True, "status": outcome.status}
     tune.report({**metrics, "ber_ratio_map": outcome.summary["ber_ratio_map"]})
 
