@@ -47,6 +47,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from symgrid.analysis.collect import axis_columns  # tables -> statistics, one way
 
+__all__ = [
+    "bias_variance_table",
+    "decompose_squared",
+    "decompose_zero_one",
+    "point_arrays",
+    "read_predictions",
+]
+
 SQUARED = ["expected_loss", "noise", "bias2", "variance"]
 ZERO_ONE = ["loss01", "noise01", "bias01", "var01", "net_var01"]
 MIN_REPLICATES = 2  # a variance needs at least two training sets

@@ -20,8 +20,24 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from symgrid.trainables.messages import first_line
 from symgrid.trainables.records import BER_COLUMNS, EPOCH_COLUMNS
 from symgrid.trainables.storage_io import IO_THREADS, write_parquet
+
+__all__ = [
+    "ReportError",
+    "Run",
+    "TABLES",
+    "Tables",
+    "axis_columns",
+    "build_tables",
+    "json_or_empty",
+    "load_run",
+    "read_table",
+    "stale",
+    "table_metadata",
+    "trials_frame",
+]
 
 SUMMARY_COLUMNS = [
     "epochs_run",
@@ -190,12 +206,6 @@ def axis_columns(trials: pd.DataFrame) -> list[str]:
     return [c for c in trials.columns if c not in fixed]
 
 
-def one_line(err: BaseException) -> str:
-    """The first line of an error's text (at most 300 characters)."""
-    lines = str(err).strip().splitlines()
-    return lines[0][:300] if lines else type(err).__name__
-
-
 def read_table(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
     """A Parquet file (empty with ``columns`` when absent), or a ReportError naming it."""
     if not path.exists():
@@ -203,7 +213,7 @@ def read_table(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
     try:
         return pd.read_parquet(path)
     except (pa.ArrowException, OSError, ValueError) as err:
-        raise ReportError(f"{path}: unreadable Parquet file ({one_line(err)})") from err
+        raise ReportError(f"{path}: unreadable Parquet file ({first_line(err)})") from err
 
 
 def json_or_empty(path: Path) -> dict:
@@ -213,7 +223,7 @@ def json_or_empty(path: Path) -> dict:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError) as err:
-        raise ReportError(f"{path}: unreadable JSON ({one_line(err)})") from err
+        raise ReportError(f"{path}: unreadable JSON ({first_line(err)})") from err
 
 
 TABLES = ("trials", "epochs", "ber")

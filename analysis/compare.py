@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+__all__ = ["cell", "levels_across", "settings_across"]
+
 
 def cell(ratio: float, low: float, high: float) -> str:
     if pd.isna(low) or pd.isna(high):

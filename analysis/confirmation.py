@@ -20,6 +20,8 @@ from symgrid.analysis.inference import ALPHA, seed_intervals
 from symgrid.analysis.merit import DEFAULT, merit
 from symgrid.analysis.stats import ranking, seed_differences
 
+__all__ = ["confirmation_table", "verdict"]
+
 COLUMNS = [
     "setting",
     "screening_rank",

@@ -23,6 +23,8 @@ pages read :class:`Statistics`; nothing here draws or renders.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -56,6 +58,17 @@ CONFIRMATION = "confirmation.parquet"
 SUMMARY = "statistics.json"  # written last: its presence means the tables above are complete
 # The statistics are stale when one of these is newer (run.json: a confirmation's parent link).
 SOURCES = ("trials.parquet", "ber.parquet", "run.json", "spec.yaml")
+CODE_KEY = "analysis_code"  # statistics.json: which analysis code computed them
+
+
+@functools.cache
+def analysis_code() -> str:
+    """A fingerprint of the analysis modules' source: statistics written by other code (an older
+    symgrid) are computed again, not read."""
+    digest = hashlib.sha256()
+    for module in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(module.name.encode() + module.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 @dataclass
@@ -154,11 +167,12 @@ def write_statistics(out: Path, result: Statistics) -> None:
         write_parquet(result.confirmation, out / CONFIRMATION, meta)
     summary = {k: v for k, v in asdict(result).items() if k not in (*TABLES, "confirmation")}
     summary["confirmation"] = result.confirmation is not None
-    write_json(plain(summary), out / SUMMARY)
+    write_json({**plain(summary), CODE_KEY: analysis_code()}, out / SUMMARY)
 
 
 def fresh(run: Run, metric: str) -> bool:
-    """Whether the written statistics are for ``metric`` and newer than the run's tables."""
+    """Whether the written statistics are for ``metric``, newer than the run's tables and
+    computed by this code."""
     summary = run.path / SUMMARY
     if (
         run.rebuilt
@@ -168,13 +182,15 @@ def fresh(run: Run, metric: str) -> bool:
         return False
     built = summary.stat().st_mtime_ns
     sources = [run.path / s for s in SOURCES if (run.path / s).exists()]
+    written = json_or_empty(summary)
     return all(s.stat().st_mtime_ns <= built for s in sources) and (
-        json_or_empty(summary).get("metric") == metric
+        written.get("metric") == metric and written.get(CODE_KEY) == analysis_code()
     )
 
 
 def read_statistics(path: Path) -> Statistics:
     summary = json_or_empty(path / SUMMARY)
+    summary.pop(CODE_KEY, None)
     tables = {name: read_table(path / file) for name, file in TABLES.items()}
     confirmed = read_table(path / CONFIRMATION) if summary.pop("confirmation") else None
     nan = lambda d: None if d is None else {k: np.nan if v is None else v for k, v in d.items()}  # noqa: E731

@@ -16,6 +16,8 @@ from symgrid.analysis.merit import DEFAULT, merit, point_scores
 from symgrid.analysis.plots import EBNO_LABEL, panels, plt, save, sns
 from symgrid.analysis.stats import completed, mean_interval
 
+__all__ = ["effect_figure", "gap_vs_ebno", "needs_log"]
+
 WORSE, SAME, BEST = "C3", "0.45", "C2"  # significantly worse than best, not distinguishable, best
 LOG_SPAN = 10.0  # ratios spanning more than this factor get a log y-axis
 

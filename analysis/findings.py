@@ -24,6 +24,14 @@ import pandas as pd
 from symgrid.analysis.merit import DEFAULT, Merit, merit
 from symgrid.analysis.stats import MIN_SEEDS
 
+__all__ = [
+    "allowed",
+    "axis_findings",
+    "confirmation_sentence",
+    "interaction_sentence",
+    "ranking_sentence",
+]
+
 BONFERRONI = "Bonferroni 95 %"
 
 

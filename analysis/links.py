@@ -13,6 +13,8 @@ import html
 import json
 from pathlib import Path
 
+__all__ = ["MLFLOW_RUNS", "mlflow_html", "mlflow_markdown", "mlflow_runs"]
+
 MLFLOW_RUNS = "mlflow_runs.jsonl"  # in the run folder; written by grid.tracking
 MLFLOW_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves a local store by default
 

@@ -23,6 +23,20 @@ from symgrid.analysis.effects import ordered  # noqa: E402
 from symgrid.analysis.merit import DEFAULT, merit  # noqa: E402
 from symgrid.analysis.stats import completed  # noqa: E402
 
+__all__ = [
+    "EBNO_LABEL",
+    "ber_vs_ebno",
+    "bias_variance_figure",
+    "compare_runs",
+    "gap_heatmap",
+    "generalization_gap",
+    "lr_schedules",
+    "overfitting_curves",
+    "panels",
+    "save",
+    "scientific_axes",
+]
+
 NUISANCE = ("seed", "optimizer.lr")  # tuned away: scientific axes are the others
 EBNO_LABEL = "Eb/N0 (dB)"
 RATIO_LABEL = "BER / BER of bitwise MAP"

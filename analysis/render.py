@@ -24,6 +24,8 @@ from symgrid.analysis import sections as sec
 from symgrid.analysis.links import mlflow_html, mlflow_markdown
 from symgrid.analysis.sections import Compared, Section
 
+__all__ = ["html_page", "markdown"]
+
 PARTS = [  # (figure part, heading), in page order after the findings and interactions
     ("gap", "Gap to the optimal detector per Eb/N0"),
     ("ber", "BER against Eb/N0 with the theory curves"),

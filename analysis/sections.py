@@ -16,6 +16,17 @@ from symgrid.analysis.derive import Statistics
 from symgrid.analysis.merit import merit
 from symgrid.analysis.stats import MIN_SEEDS, NO_MAP_ERRORS, VERDICT
 
+__all__ = [
+    "Compared",
+    "Section",
+    "description",
+    "format_confirmation",
+    "format_effects",
+    "format_interactions",
+    "format_ranking",
+    "header_rows",
+]
+
 RANKING_COLUMNS = ["rank", "setting", "network", "seeds", NO_MAP_ERRORS, "score", "ci_low"]
 RANKING_COLUMNS += ["ci_high", "interval", VERDICT]  # NO_MAP_ERRORS: where the trials have it
 

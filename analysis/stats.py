@@ -30,6 +30,22 @@ from scipy import stats
 from symgrid.analysis.inference import ALPHA
 from symgrid.analysis.merit import DEFAULT, Merit, merit, scores
 
+__all__ = [
+    "MIN_SEEDS",
+    "NO_MAP_ERRORS",
+    "VERDICT",
+    "best_vs_runner_up",
+    "completed",
+    "holm",
+    "label",
+    "mcnemar_verdict",
+    "mean_interval",
+    "paired",
+    "ranking",
+    "seed_differences",
+    "setting_keys",
+]
+
 CONFIDENCE = 0.95  # of every unadjusted interval
 MIN_SEEDS = 3  # below this, "too few seeds to separate settings": a 1-df interval is no finding
 Z95 = 1.959963984540054  # normal 97.5 % quantile, for a one-seed trial's test-set noise

@@ -1,9 +1,18 @@
 """Rates for ``symgrid validate``'s cost estimate, written to ``grid/rates.json``.
 
 One torch thread (a 1-CPU trial). Training and validation are timed per epoch on detectors of
-several sizes and batch sizes, and fitted by non-negative least squares to
-``seconds per epoch = symbols x (train_us + train_param_us x params) + batches x batch_us``
-(validation: ``symbols x (forward_us + forward_param_us x params)``). The paired evaluation
+several sizes and batch sizes, with both heads and with the regularizers that cost time, and
+fitted by non-negative least squares to::
+
+    train epoch = symbols x (train_us + train_param_us x params
+                             + symbol_head_us x 2^k k [symbol head]
+                             + dropout_unit_us x hidden units [dropout])
+                  + batches x (batch_us + penalty_param_us x params [l1, elastic_net])
+    validation  = symbols x (forward_us + forward_param_us x params
+                             + forward_symbol_head_us x 2^k k [symbol head])
+
+(a symbol head marginalizes its 2^k softmax outputs to k bit logits for every symbol it
+decides, ``detector.bit_logits``). The paired evaluation
 (channel, bitwise MAP, counting; the detector's forward pass is added from the fit) is timed per
 symbol for each supported modulation. ``trial_fixed_s`` is what a tiny trial costs beyond the
 model (building, the shared evaluation sets, the summary). The ``grid`` section is Ray's part,
@@ -28,17 +37,28 @@ from common import RESULTS, machine, median, parser, write
 from scipy.optimize import nnls
 
 RATES = Path(__file__).resolve().parents[1] / "grid" / "rates.json"
-SHAPES = [([16], 1024), ([16], 4096), ([32], 2048), ([64, 64], 1024), ([64, 64], 4096)]
+BIT, SYMBOL = "bce_logits", "cross_entropy"
+CASES = [  # hidden widths, batch, loss, regularization
+    ([16], 1024, BIT, "none"), ([16], 4096, BIT, "none"), ([32], 2048, BIT, "none"),
+    ([64, 64], 1024, BIT, "none"), ([64, 64], 4096, BIT, "none"),
+    ([16], 1024, SYMBOL, "none"), ([32, 32], 1024, SYMBOL, "none"),
+    ([64, 64], 4096, SYMBOL, "none"),
+    ([32], 2048, BIT, "dropout"), ([32, 32], 1024, BIT, "dropout"),
+    ([64, 64], 1024, BIT, "dropout"),
+    ([16], 1024, BIT, "l1"), ([32, 32], 1024, BIT, "l1"), ([64, 64], 1024, BIT, "l1"),
+]  # fmt: skip
 SYMBOLS = 65536
 
 
-def config(hidden, batch, symbols=SYMBOLS, epochs=1) -> dict:
+def config(hidden, batch, symbols=SYMBOLS, epochs=1, loss=BIT, regularization="none") -> dict:
     from symgrid.trainables.config import config_to_dict, parse_trial_config
 
     raw = {
         "train": {"symbols": symbols, "val_symbols": symbols, "batch_size": batch},
         "model": {"name": "mlp", "hidden": hidden},
         "optimizer": {"name": "adam", "lr": 0.01},
+        "loss": loss,
+        "regularization": regularization,
         "eval": {"ebno_db": [4], "min_errors": 10, "max_bits": 4096, "biasvar_symbols": 64},
     }
     raw["train"]["epochs"] = epochs
@@ -46,18 +66,21 @@ def config(hidden, batch, symbols=SYMBOLS, epochs=1) -> dict:
 
 
 def epoch_times(repeats: int) -> list[dict]:
-    from symgrid.grid.cost import num_params
+    from symgrid.grid.cost import features
     from symgrid.trainables.config import parse_trial_config
     from symgrid.trainables.trial import Trainer
 
     rows = []
-    for hidden, batch in SHAPES:
-        cfg = config(hidden, batch)
+    for hidden, batch, loss, regularization in CASES:
+        cfg = config(hidden, batch, loss=loss, regularization=regularization)
         trainer = Trainer(parse_trial_config(cfg))
         trainer.train_epoch()  # warm-up
-        train = [timed(trainer.train_epoch) for _ in range(repeats)]
-        val = [timed(trainer.validate) for _ in range(repeats)]
-        rows.append({"params": num_params(cfg), "batch": batch, "train_s": median(train),
+        train, val = [], []
+        for _ in range(repeats):  # interleaved, so a load spike hits both alike
+            train.append(timed(trainer.train_epoch))
+            val.append(timed(trainer.validate))
+        rows.append({**features(cfg), "hidden": hidden, "batch": batch, "loss": loss,
+                     "regularization": regularization, "train_s": median(train),
                      "validate_s": median(val)})  # fmt: skip
     return rows
 
@@ -70,19 +93,19 @@ def timed(fn) -> float:
 
 def fit(rows: list[dict]) -> dict:
     """Least squares of the epoch model (see the module docstring), in microseconds."""
-    p = np.array([r["params"] for r in rows], float)
-    batches = np.array([SYMBOLS / r["batch"] for r in rows])
-    a = np.column_stack([np.full_like(p, SYMBOLS), SYMBOLS * p, batches])
-    train = nnls(a, np.array([r["train_s"] for r in rows]))[0] * 1e6  # rates are >= 0
-    b = np.column_stack([np.full_like(p, SYMBOLS), SYMBOLS * p])
-    forward = nnls(b, np.array([r["validate_s"] for r in rows]))[0] * 1e6
-    return {
-        "train_us": float(train[0]),
-        "train_param_us": float(train[1]),
-        "batch_us": float(train[2]),
-        "forward_us": float(forward[0]),
-        "forward_param_us": float(forward[1]),
-    }
+    col = lambda key: np.array([r[key] for r in rows], float)  # noqa: E731
+    p, marg, units, pen = col("params"), col("symbol_head"), col("dropout_units"), col("penalty")
+    batches = SYMBOLS / col("batch")
+    a = np.column_stack([np.full_like(p, SYMBOLS), SYMBOLS * p, batches, SYMBOLS * marg,
+                         SYMBOLS * units, batches * p * pen])  # fmt: skip
+    train = nnls(a, col("train_s"))[0] * 1e6  # rates are >= 0
+    b = np.column_stack([np.full_like(p, SYMBOLS), SYMBOLS * p, SYMBOLS * marg])
+    forward = nnls(b, col("validate_s"))[0] * 1e6
+    names = ["train_us", "train_param_us", "batch_us", "symbol_head_us", "dropout_unit_us",
+             "penalty_param_us"]  # fmt: skip
+    fitted = dict(zip(names, map(float, train), strict=True))
+    names = ["forward_us", "forward_param_us", "forward_symbol_head_us"]
+    return {**fitted, **dict(zip(names, map(float, forward), strict=True))}
 
 
 def eval_us(repeats: int, symbols: int, cached: bool = False) -> dict[str, float]:

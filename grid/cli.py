@@ -13,13 +13,12 @@ import sys
 import time
 from pathlib import Path
 
+from symgrid.grid.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED
 from symgrid.grid.source import SpecError, preset_names
 from symgrid.grid.trial_command import cmd_trial
 from symgrid.trainables.schema import ConfigError
 
-EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130  # the shell's code for Ctrl-C; `symgrid resume DIR` finishes the run
-RAY_OPTIONS = ("address", "num_cpus", "num_gpus", "max_concurrent")  # resume may change these
+__all__ = ["address", "build_parser", "main"]
 
 
 class Parser(argparse.ArgumentParser):
@@ -160,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     # (last on the path: it shadows nothing installed).
     if "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.append(os.getcwd())
-    from symgrid.api import SymgridError
+    from symgrid.errors import SymgridError
 
     try:
         return COMMANDS[args.command](args)
@@ -214,6 +213,7 @@ def run_options(args) -> dict:
 
 def cmd_resume(args) -> int:
     import symgrid
+    from symgrid.api import RAY_OPTIONS
 
     options = {k: getattr(args, k) for k in RAY_OPTIONS}
     run = symgrid.resume(

@@ -20,6 +20,8 @@ from symgrid.analysis.stats import ranking, setting_keys
 from symgrid.grid.source import SpecError
 from symgrid.grid.spec import Spec, TrialSpec, axis_options, load_spec, parse_spec
 
+__all__ = ["confirm_spec"]
+
 
 def top_settings(parent: Path, top: int) -> tuple[list[dict], list]:
     """The ``top`` best settings of the parent run (axis -> display value) and its seeds."""

@@ -4,10 +4,15 @@ A trial's time is modelled from its config, with rates that ``benchmarks/rates.p
 (one torch thread, as a 1-CPU trial runs) and ``benchmarks/scale.py`` measures for Ray's part::
 
     build      = draw_us x (train.symbols + train.val_symbols) + trial_fixed_s
-    train      = epochs x (symbols x (train_us + train_param_us x params) + batches x batch_us)
-    validate   = epochs x val_symbols x (forward_us + forward_param_us x params)
-    evaluate   = sum over Eb/N0 points of symbols(point) x (eval_cached_us[k] + forward per symbol)
-                 + biasvar_symbols per point x forward per symbol
+    train      = epochs x (symbols x (train_us + train_param_us x params
+                                      + symbol_head_us x 2^k k [symbol head]
+                                      + dropout_unit_us x hidden units [dropout])
+                           + batches x (batch_us + penalty_param_us x params [l1, elastic_net]))
+    forward    = forward_us + forward_param_us x params + forward_symbol_head_us x 2^k k [symbol
+                 head], per symbol
+    validate   = epochs x val_symbols x forward
+    evaluate   = sum over Eb/N0 points of symbols(point) x (eval_cached_us[k] + forward)
+                 + biasvar_symbols per point x forward
     reference  = (eval_us[k] - eval_cached_us[k]) x symbols(point), once per (seed, point) and
                  worker: min(slots, trials sharing it) times
 
@@ -31,6 +36,8 @@ from symgrid.trainables.config import hidden_widths, network_size, parse_trial_c
 from symgrid.trainables.losses import head
 from symgrid.trainables.map_reference import budget_symbols
 from symgrid.trainables.network import BUILTIN_MODELS
+
+__all__ = ["features", "grid_cost", "num_params", "rates", "trial_seconds"]
 
 RATES_FILE = Path(__file__).with_name("rates.json")  # written by benchmarks/rates.py
 
@@ -59,16 +66,38 @@ def eval_symbols(k: int, ebno_db: float, min_errors: int, max_bits: float) -> in
     return budget_symbols(ebno_db, k, min_errors, int(max_bits))
 
 
+def features(config: dict) -> dict[str, float]:
+    """What a trial's time depends on beside its sizes: ``params``; ``symbol_head``, the 2^k k
+    terms a symbol head marginalizes per symbol (0 for a bit head); ``dropout_units``, the hidden
+    units dropout masks (0 without dropout, or for a user network); ``penalty``, 1 when a norm
+    penalty (l1, elastic_net) is computed every batch."""
+    cfg = parse_trial_config(config)
+    k = cfg.modulation.num_bits_per_symbol
+    names = {s.name for s in cfg.regularization}
+    dropout = "dropout" in names or cfg.model.dropout > 0
+    builtin = cfg.model.name in BUILTIN_MODELS
+    return {
+        "params": num_params(config),
+        "symbol_head": 2**k * k if head(cfg.loss) == "symbol" else 0,
+        "dropout_units": sum(hidden_widths(cfg)) if dropout and builtin else 0,
+        "penalty": 1 if names & {"l1", "elastic_net"} else 0,
+    }
+
+
 def trial_seconds(config: dict) -> dict[str, float]:
     """Modelled seconds of one trial on one core: ``train`` (build, epochs), ``eval`` (with MAP's
     side cached) and ``reference`` (MAP's side, paid by the first trial of the seed per worker)."""
-    r, params = rates(), num_params(config)
+    r, f = rates(), features(config)
+    params = f["params"]
     train, ev = config["train"], config["eval"]
     k = config["modulation"]["num_bits_per_symbol"]
-    forward = (r["forward_us"] + r["forward_param_us"] * params) * 1e-6  # s per symbol
-    per_symbol = (r["train_us"] + r["train_param_us"] * params) * 1e-6
+    forward = r["forward_us"] + r["forward_param_us"] * params
+    forward = (forward + r["forward_symbol_head_us"] * f["symbol_head"]) * 1e-6  # s per symbol
+    per_symbol = r["train_us"] + r["train_param_us"] * params
+    per_symbol += r["symbol_head_us"] * f["symbol_head"] + r["dropout_unit_us"] * f["dropout_units"]
+    per_batch = r["batch_us"] + r["penalty_param_us"] * params * f["penalty"]
     batches = math.ceil(train["symbols"] / train["batch_size"])
-    epoch = train["symbols"] * per_symbol + batches * r["batch_us"] * 1e-6
+    epoch = (train["symbols"] * per_symbol + batches * per_batch) * 1e-6
     epoch += train["val_symbols"] * forward
     build = r["draw_us"] * 1e-6 * (train["symbols"] + train["val_symbols"]) + r["trial_fixed_s"]
     points = [

@@ -10,12 +10,13 @@ from typing import TYPE_CHECKING
 
 from symgrid.grid.cost import grid_cost
 from symgrid.grid.display import axis_options, flow
+from symgrid.trainables.messages import clock
 
 if TYPE_CHECKING:
     from symgrid.grid.expand import TrialSpec
     from symgrid.grid.spec import Spec
 
-__all__ = ["clock", "describe", "estimate"]
+__all__ = ["describe", "estimate"]
 
 
 def estimate(spec: Spec, trials: list[TrialSpec], slots: int | None = None) -> dict:
@@ -59,12 +60,3 @@ def describe(spec: Spec, slots: int | None = None) -> str:
         "(rates measured on a 2-core CPU machine: grid/rates.json)",
     ]
     return "\n".join(lines)
-
-
-def clock(seconds: float) -> str:
-    """``3h05m``, ``12m30s`` or ``45s``."""
-    minutes, secs = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"

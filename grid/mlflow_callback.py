@@ -21,11 +21,13 @@ import pandas as pd
 import pyarrow.fs as pafs
 from ray.air.integrations.mlflow import MLflowLoggerCallback
 from ray.tune.utils import flatten_dict
-from symgrid.analysis.collect import one_line
 from symgrid.analysis.links import MLFLOW_RUNS
 from symgrid.grid.tracked import EPOCH_METRICS, finite_numbers
+from symgrid.trainables.messages import first_line
 from symgrid.trainables.records import RecordStore
 from symgrid.trainables.tune_adapter import read_plan
+
+__all__ = ["MlflowCallback", "params"]
 
 SUMMARY_METRICS = (
     "ber_ratio_map",
@@ -52,7 +54,7 @@ def guarded(hook):
         try:
             return hook(self, *args, **kwargs)
         except Exception as err:  # a server gone away, a full disk: the trials go on
-            self.broken = one_line(err)
+            self.broken = first_line(err)
             print(f"symgrid: MLflow logging stopped: {self.broken}", file=sys.stderr)
             return None
 

@@ -17,8 +17,9 @@ import time
 from pathlib import Path
 
 from ray import tune
+from symgrid.trainables.messages import clock
 
-__all__ = ["Progress", "mmss"]
+__all__ = ["Progress"]
 
 REFRESH_S = 1.0  # a terminal line is redrawn at most once a second
 LOG_EVERY_S = 10.0  # a log file gets at most one line per 10 s (a 4,050-trial grid: ~hundreds)
@@ -113,7 +114,7 @@ class Progress(tune.Callback):
             return
         self.stall_said = now
         self.say(
-            f"[{self.name}] nothing has moved for {mmss(now - self.moved)}: "
+            f"[{self.name}] nothing has moved for {clock(now - self.moved)}: "
             f"{len(self.running)} trials running, waiting on them (or on the storage)"
         )
 
@@ -129,14 +130,14 @@ class Progress(tune.Callback):
         text += f" ({diverged} diverged)" if diverged else ""
         text += f", {running} running, {failed} failed"
         text += f", {retries} retries" if retries else ""
-        text += f", {mmss(elapsed)} elapsed"
+        text += f", {clock(elapsed)} elapsed"
         waiting = self.total - done - failed - running
         idle = time.monotonic() - self.idle_since
         if running == 0 and waiting > 0 and idle >= WAITING_NOTE_S:
-            text += f", {waiting} waiting {mmss(idle)} for resources (`ray status` says which)"
+            text += f", {waiting} waiting {clock(idle)} for resources (`ray status` says which)"
         finished_here = done - (self.counted_at_start or 0)
         if finished_here > 0 and done + failed < self.total:
-            text += f", ETA {mmss(elapsed / finished_here * (self.total - done - failed))}"
+            text += f", ETA {clock(elapsed / finished_here * (self.total - done - failed))}"
         return text
 
     def on_experiment_end(self, trials, **info):
@@ -156,8 +157,3 @@ def last_error_line(error_file: str | None) -> str:
     except OSError:
         lines = []
     return lines[-1][:300] if lines else "error"
-
-
-def mmss(seconds: float) -> str:
-    minutes, secs = divmod(int(seconds), 60)
-    return f"{minutes}m{secs:02d}s"

@@ -13,13 +13,13 @@ from pathlib import Path
 
 from ray import tune
 from symgrid.grid import fit
+from symgrid.grid.errors import RunError
 from symgrid.grid.progress import Progress
+from symgrid.grid.ray_session import ray_session
 from symgrid.grid.record_copy import copy_records
 from symgrid.grid.run import (
-    RunError,
     finished_before,
     new_tuner,
-    ray_session,
     refuse,
     run_trials,
 )
@@ -27,8 +27,9 @@ from symgrid.grid.spec import Spec, load_spec
 from symgrid.grid.tuning import set_tune_env
 from symgrid.trainables import network
 from symgrid.trainables.checkpointing import CheckpointPolicy
+from symgrid.trainables.messages import last_line
 from symgrid.trainables.storage_io import write_json
-from symgrid.trainables.tune_adapter import RunFiles, last_line, read_plan, trainable
+from symgrid.trainables.tune_adapter import RunFiles, read_plan, trainable
 
 __all__ = ["resume_grid", "read_run_json"]
 

@@ -1,16 +1,6 @@
 """Run an expanded grid on Ray Tune: embedded local Ray by default, a cluster with ``address``.
 
-Output folder layout::
-
-    DIR/spec.yaml            the resolved spec (reproduces the run)
-    DIR/run.json             name, spec hash, command, where the plan, records and Ray state are
-    DIR/plan.parquet         every trial's id, axes and config (with --storage: in the storage)
-    DIR/ray/                 Ray Tune's experiment folder (local storage)
-    DIR/trials/<trial_id>/   each trial's records, written by the trial itself as it ends
-    DIR/*.parquet            the tables (``analysis.collect``)
-
-With ``--storage URI`` the plan, Ray's experiment and the records live under
-``URI/<experiment>/`` (records in ``records/<trial_id>/``), which every node can reach; the
+What a run writes before its trials, and where, is ``grid.layout``. With ``--storage URI`` the
 driver copies each trial's records into ``DIR/trials`` as the trial ends (``grid.record_copy``)
 and whatever is missing when the tables are built. The storage is probed before anything is
 written (``grid.storage.probe_storage``); a storage that stops answering ends the run in one line
@@ -23,98 +13,45 @@ through the plan file, so Tune's variant generation and experiment snapshots sta
 from __future__ import annotations
 
 import json
-import logging
-import os
-import shutil
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
-from datetime import datetime, timezone
 from pathlib import Path
 
-import pandas as pd
 import ray
 from ray import tune
 from symgrid.grid import fit
-from symgrid.grid.errors import RunError, TablesError
-from symgrid.grid.outdir import BYTES_PER_TRIAL, MIN_FREE_BYTES, holds_run, remove_run
+from symgrid.grid.errors import EXIT_INTERRUPTED, RunError, TablesError
+from symgrid.grid.layout import now, prepare_out, start_run
+from symgrid.grid.outdir import holds_run, remove_run
 from symgrid.grid.progress import Progress
+from symgrid.grid.ray_session import ray_session
 from symgrid.grid.record_copy import copy_records
-from symgrid.grid.spec import Spec, TrialSpec, resolved_yaml, spec_hash
+from symgrid.grid.spec import Spec, TrialSpec
 from symgrid.grid.storage import probe_storage, unshared_storage
-from symgrid.grid.tuning import TUNE_ENV, EndedFirstFIFO, TrialIds, loggers, set_tune_env
+from symgrid.grid.tuning import EndedFirstFIFO, TrialIds, loggers, set_tune_env
 from symgrid.trainables import network
+from symgrid.trainables.messages import last_line
 from symgrid.trainables.records import RecordStore
-from symgrid.trainables.storage_io import (
-    IO_THREADS,
-    StorageUnreachable,
-    filesystem,
-    join_uri,
-    write_json,
-    write_parquet,
-)
+from symgrid.trainables.storage_io import IO_THREADS, StorageUnreachable, write_json
 from symgrid.trainables.tune_adapter import (
     PlanMissing,
     RunFiles,
-    last_line,
     read_plan,
     trainable,
 )
 
-EXPERIMENT = "ray"  # Ray's experiment folder in DIR when Ray's storage is DIR itself
+__all__ = [
+    "collect_run",
+    "finished_before",
+    "new_tuner",
+    "refuse",
+    "run_grid",
+    "run_trials",
+    "storage_error",
+]
+
 AUTO_GPU_FRACTION = 0.25  # four trials share a GPU when the cluster has one
-QUIET_LOGGERS = ("ray.tune", "ray.train")  # without --verbose: their tracebacks stay in DIR/ray
-# Environment a run sets for Tune (grid.tuning) and Ray's console; restored when the run ends.
-SESSION_ENV = ("RAY_AIR_NEW_OUTPUT", *TUNE_ENV, "TUNE_MAX_PENDING_TRIALS_PG")
-INTERRUPTED = 130  # exit code of a run stopped before every trial ended (as for Ctrl-C)
-
-
-def prepare_out(out: Path, trials: int) -> None:
-    """Check ``out`` is writable and has room (after every check that can refuse the run)."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_text("ok")
-        probe.unlink()
-        free = shutil.disk_usage(out).free
-    except OSError as err:
-        raise RunError(f"--out {out}: cannot write there ({err.strerror or err})") from err
-    need = MIN_FREE_BYTES + trials * BYTES_PER_TRIAL
-    if free < need:
-        raise RunError(
-            f"--out {out}: only {free / 2**20:.1f} MiB free; {trials} trials need about "
-            f"{need / 2**20:.0f} MiB (checkpoints and records); free space or choose another --out"
-        )
-
-
-def locations(out: Path, storage: str | None, name: str) -> dict:
-    """Where a run keeps Ray's experiment, the plan and the records (run.json keys)."""
-    if not storage:
-        return {
-            "experiment_path": str(out / EXPERIMENT),
-            "plan": str(out / "plan.parquet"),
-            "records": str(out / "trials"),
-        }
-    # Shared storage holds many runs: name each experiment for its run so none overwrites another.
-    root = join_uri(storage, f"{name}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}")
-    return {
-        "experiment_path": root,
-        "plan": join_uri(root, "plan.parquet"),
-        "records": join_uri(root, "records"),
-    }
-
-
-def write_plan(trials: list[TrialSpec], uri: str) -> None:
-    """The plan file the trials read their definitions from (one row per trial)."""
-    frame = pd.DataFrame(
-        {
-            "trial_id": [t.trial_id for t in trials],
-            "axes": [json.dumps(t.axes) for t in trials],
-            "config": [json.dumps(t.config) for t in trials],
-        }
-    )
-    fs, path = filesystem(uri)
-    write_parquet(frame, path, fs=fs)
 
 
 def run_grid(
@@ -171,34 +108,6 @@ def run_grid(
         callbacks += copy_records(files.records, out)
         tuner = new_tuner(info, files, ids, verbose, callbacks, started)
         return run_trials(tuner, out, spec.name, files)
-
-
-def start_run(
-    out: Path,
-    spec: Spec,
-    trials: list[TrialSpec],
-    storage: str | None,
-    run_info: dict,
-    command: str,
-) -> dict:
-    """Write the spec, the plan and run.json (what resume and the report read back).
-
-    Returns run.json's content: after this, run.json and the plan are the run's one source."""
-    (out / "spec.yaml").write_text(resolved_yaml(spec))
-    where = locations(out, storage, spec.name)
-    write_plan(trials, where["plan"])
-    info = {
-        "name": spec.name,
-        "spec_hash": spec_hash(spec),
-        "command": command,
-        **where,
-        "trials": len(trials),
-        "axes": list(spec.axes),
-        "started_at": now(),
-        **run_info,
-    }
-    write_json(info, out / "run.json")
-    return info
 
 
 def new_tuner(
@@ -270,7 +179,7 @@ def run_trials(tuner: tune.Tuner, out: Path, name: str, files: RunFiles) -> int:
         f"`symgrid resume {out}` continues once it answers",
         file=sys.stderr,
     )
-    return INTERRUPTED
+    return EXIT_INTERRUPTED
 
 
 def collect_run(results: tune.ResultGrid, out: Path, name: str, files: RunFiles) -> int:
@@ -298,7 +207,7 @@ def collect_run(results: tune.ResultGrid, out: Path, name: str, files: RunFiles)
             file=sys.stderr,
         )
     if ended < total:  # trials without any record: stopped (Ctrl-C) before they ended
-        return INTERRUPTED
+        return EXIT_INTERRUPTED
     return 0 if done == total else 1
 
 
@@ -337,49 +246,5 @@ def trial_resources(spec: Spec) -> dict:
     return {"cpu": spec.resources.cpu, "gpu": gpu}
 
 
-class ray_session:
-    """``ray.init`` for the run and ``ray.shutdown`` after, unless Ray was already up.
-
-    The process-wide knobs a run sets (Tune's environment, its loggers' levels) are put back on
-    exit: symgrid is a library too, and a user's own Tuner later in the same process (a notebook)
-    gets Tune's defaults."""
-
-    def __init__(self, address, num_cpus, num_gpus, verbose):
-        local = {"num_cpus": num_cpus, "num_gpus": num_gpus, "include_dashboard": False}
-        self.kwargs = {"address": address} if address else local
-        self.verbose, self.owned = verbose, False
-
-    def __enter__(self):
-        self.env = {k: os.environ.get(k) for k in SESSION_ENV}
-        self.levels = {name: logging.getLogger(name).level for name in QUIET_LOGGERS}
-        if not self.verbose:
-            # Tune's new console output prints a config box and a TensorBoard hint even at
-            # verbose=0; its legacy reporter (Ray's documented switch) prints nothing.
-            os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
-            # A trial's error is one line from Progress; Tune logs its whole traceback at ERROR.
-            for name in QUIET_LOGGERS:
-                logging.getLogger(name).setLevel(logging.CRITICAL)
-        if not ray.is_initialized():
-            quiet = {} if self.verbose else {"logging_level": "ERROR", "log_to_driver": False}
-            ray.init(**quiet, **self.kwargs)
-            self.owned = True
-        return self
-
-    def __exit__(self, *exc):
-        if self.owned:
-            ray.shutdown()
-        for key, value in self.env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        for name, level in self.levels.items():
-            logging.getLogger(name).setLevel(level)
-
-
 def trial_name(trial) -> str:
     return trial.config["trial"]
-
-
-def now() -> str:
-    return datetime.now(timezone.utc).isoformat()

@@ -13,6 +13,15 @@ from typing import Any
 import yaml
 from symgrid.trainables.schema import ConfigError, did_you_mean
 
+__all__ = [
+    "PRESETS_DIR",
+    "SpecError",
+    "load_yaml",
+    "preset_names",
+    "read_text",
+    "resolve_spec_path",
+]
+
 PRESETS_DIR = Path(__file__).parent / "presets"
 MAX_YAML_VALUES = 100_000  # aliases can blow a small file up into a huge tree (billion laughs)
 MAX_YAML_DEPTH = 32  # a real spec nests about 5 levels

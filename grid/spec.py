@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from symgrid.grid.axes import Option, parse_axes, spec_error
-from symgrid.grid.describe import clock, describe, estimate
+from symgrid.grid.describe import describe, estimate
 from symgrid.grid.display import axis_options, show
 from symgrid.grid.expand import TrialSpec, expand_trials, parse_exclude
 from symgrid.grid.fingerprint import resolved_yaml, spec_hash
@@ -52,7 +52,6 @@ __all__ = [
     "SpecError",
     "TrialSpec",
     "axis_options",
-    "clock",
     "describe",
     "estimate",
     "expand",

@@ -14,7 +14,10 @@ import uuid
 from pathlib import Path
 
 import pyarrow.fs as pafs
-from symgrid.trainables.storage_io import filesystem, last_line
+from symgrid.trainables.messages import last_line
+from symgrid.trainables.storage_io import filesystem
+
+__all__ = ["probe_storage", "quick", "unshared_storage"]
 
 
 def unshared_storage(address: str | None, storage: str | None, alive_nodes: int) -> str | None:

@@ -30,10 +30,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ray.tune.logger import TBXLoggerCallback
-from symgrid.analysis.collect import one_line
 from symgrid.grid.run import RunError
 from symgrid.grid.spec import Spec, TrialSpec
 from symgrid.grid.tracked import EPOCH_METRICS, finite_numbers
+from symgrid.trainables.messages import first_line
+
+__all__ = [
+    "HTTP_DEFAULTS",
+    "TENSORBOARD",
+    "TensorBoardCallback",
+    "check_mlflow",
+    "tracking_callbacks",
+]
 
 EXTRA = "symgrid[tracking]"  # pyproject.toml: mlflow and tensorboard
 TENSORBOARD = "tensorboard"  # DIR/tensorboard/<trial_id>/events.out.tfevents.*
@@ -124,7 +132,7 @@ def store_errors(uri: str):
     try:
         yield
     except Exception as err:
-        message = f"--mlflow {uri}: cannot use this tracking store ({one_line(err)})"
+        message = f"--mlflow {uri}: cannot use this tracking store ({first_line(err)})"
         raise TrackingError(message) from None
 
 

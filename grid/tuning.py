@@ -16,6 +16,8 @@ from ray.tune.experiment import Trial
 from ray.tune.logger import JsonLoggerCallback
 from ray.tune.schedulers import FIFOScheduler
 
+__all__ = ["EndedFirstFIFO", "TUNE_ENV", "TrialIds", "loggers", "set_tune_env"]
+
 # Set unless the environment already sets them.
 TUNE_ENV = {
     # Tune's default loggers write CSV, JSON and TensorBoard files per result on the driver; only

@@ -7,9 +7,6 @@ the text ``symgrid`` prints after ``symgrid: error:``. Runs print the same progr
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import html
 import os
 import sys
 import time
@@ -17,43 +14,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
+from symgrid.errors import SymgridError, one_line
+from symgrid.folder import Run, load
+from symgrid.grid.errors import EXIT_INTERRUPTED
 
 __all__ = ["Run", "SymgridError", "Validation", "confirm", "load", "resume", "run", "validate"]
 
-EXIT_BAD_INPUT = 2  # the CLI's exit code for bad input (SymgridError.code)
-EXIT_IO = 1  # the CLI's exit code for a file it could not read or write
-INTERRUPTED = 130  # a run stopped before every trial ended; resume() finishes it
 RAY_OPTIONS = ("address", "num_cpus", "num_gpus", "max_concurrent")  # resume may change these
-
-
-class SymgridError(Exception):
-    """Bad input, or a run that cannot start or be read: ``str(err)`` is one line.
-
-    ``code`` is the CLI's exit code for it: 2 for bad input, 1 for a file that could not be read
-    or written."""
-
-    def __init__(self, message: str, code: int = EXIT_BAD_INPUT):
-        super().__init__(message)
-        self.code = code
-
-
-@contextlib.contextmanager
-def one_line():
-    """The project's errors as :class:`SymgridError` (the cause kept as ``__cause__``)."""
-    from symgrid.analysis.collect import ReportError
-    from symgrid.grid.errors import RunError, TablesError
-    from symgrid.trainables.schema import ConfigError
-
-    try:
-        yield
-    except (ConfigError, RunError, ReportError) as err:  # SpecError is a ConfigError
-        raise SymgridError(str(err)) from err
-    except TablesError as err:  # the trials ran; `symgrid report DIR` rebuilds the tables
-        raise SymgridError(str(err), EXIT_IO) from err
-    except OSError as err:  # a file we could not read or write
-        where = f"{err.filename}: " if err.filename else ""
-        raise SymgridError(f"{where}{err.strerror or err}", EXIT_IO) from err
 
 
 def load_any_spec(spec: str | Path | Mapping, yes: bool = False):
@@ -264,7 +231,7 @@ def finished(out: Path, code: int, report: bool) -> Run:
     """The run after Ray: its report (unless interrupted or not wanted) and its answer, printed
     as closing lines (``grid.result``). A report or table problem is one line on stderr saying
     how to rebuild them, and code 1, never a lost run."""
-    if code == INTERRUPTED:  # the answer comes when resume() finishes the run
+    if code == EXIT_INTERRUPTED:  # the answer comes when resume() finishes the run
         return Run(out, code)
     from symgrid.grid.result import conclude
 
@@ -273,112 +240,3 @@ def finished(out: Path, code: int, report: bool) -> Run:
         name = Path(out).name
         print("\n".join(f"[{name}] {line}" for line in answer.lines()), file=sys.stderr)
     return Run(out, code, answer)
-
-
-def load(path: str | Path) -> Run:
-    """A finished or interrupted run folder (its tables are rebuilt when records are newer)."""
-    result = Run(path)
-    result.trials  # noqa: B018  (a folder that is not a run is an error here, not later)
-    return result
-
-
-class Run:
-    """A run folder: its tables as pandas DataFrames, its spec and ``run.json``, its report.
-
-    Tables: ``trials`` (one row per trial: axes, status, summary figures), ``epochs``, ``ber``
-    (per Eb/N0 point, with the MAP detector's BER), and the statistics ``effects``,
-    ``interactions``, ``bias_variance`` (read from the folder when current, else computed).
-    ``code``: the exit code of the run or resume that returned it (None from :func:`load`).
-    """
-
-    def __init__(self, path: str | Path, code: int | None = None, result=None):
-        self.path, self.code = Path(path).resolve(), code
-        self.result = result  # grid.result.RunResult: counts, best setting, score, report
-
-    def __repr__(self) -> str:
-        return f"symgrid.Run({str(self.path)!r}, trials={len(self.trials)})"
-
-    @functools.cached_property
-    def folder(self):
-        """The run as the analysis reads it (``analysis.collect.Run``)."""
-        from symgrid.analysis.collect import load_run
-
-        with one_line():
-            return load_run(self.path)
-
-    @property
-    def info(self) -> dict:
-        """``run.json``: name, spec hash, command, trial count, where things are, times."""
-        return self.folder.info
-
-    @property
-    def name(self) -> str:
-        return self.folder.name
-
-    @functools.cached_property
-    def spec(self):
-        """The run's resolved spec (``DIR/spec.yaml``) as a ``grid.spec.Spec``."""
-        return load_any_spec(self.path / "spec.yaml", yes=True)
-
-    @property
-    def trials(self) -> pd.DataFrame:
-        return self.folder.trials
-
-    @property
-    def epochs(self) -> pd.DataFrame:
-        return self.folder.epochs
-
-    @property
-    def ber(self) -> pd.DataFrame:
-        return self.folder.ber
-
-    @property
-    def effects(self) -> pd.DataFrame:
-        return self.derived("effects")
-
-    @property
-    def interactions(self) -> pd.DataFrame:
-        return self.derived("interactions")
-
-    @property
-    def bias_variance(self) -> pd.DataFrame:
-        return self.derived("bias_variance")
-
-    def derived(self, name: str) -> pd.DataFrame:
-        """A statistics table (``analysis.derive.statistics`` reads it, or computes it once)."""
-        return getattr(self.statistics, {"bias_variance": "biasvar"}.get(name, name))
-
-    @functools.cached_property
-    def statistics(self):
-        """``analysis.derive.Statistics``: ranking, effects, interactions, bias-variance."""
-        from symgrid.analysis.derive import statistics
-
-        with one_line():
-            return statistics(self.folder)
-
-    def report(self, out: str | Path | None = None) -> Path:
-        """Write the HTML report (default ``DIR/report``); its path."""
-        from symgrid.analysis.report import write_report
-
-        with one_line():
-            return write_report([self.path], Path(out) if out is not None else None)
-
-    def findings(self) -> list[str]:
-        """The report's findings as sentences: the best setting, each axis, interactions."""
-        from symgrid.analysis import findings
-
-        s = self.statistics
-        lines = [findings.ranking_sentence(s.best, s.ranking, not s.parent)]
-        if s.parent:
-            lines.append(findings.confirmation_sentence(s.verdict, s.parent))
-        lines += [
-            line
-            for _, line in findings.axis_findings(s.effects, s.interactions, s.conditional_best)
-        ]
-        return [*lines, findings.interaction_sentence(s.interactions)]
-
-    def _repr_html_(self) -> str:
-        counts = ", ".join(f"{n} {k}" for k, n in self.trials["status"].value_counts().items())
-        items = "".join(f"<li>{html.escape(line)}</li>" for line in self.findings() if line)
-        head = f"<b>{html.escape(self.name)}</b> ({html.escape(str(self.path))}): {counts}"
-        return f"<div>{head}<ul>{items}</ul></div>"

@@ -77,6 +77,11 @@ def test_gpu(tmp_path):
             positive(row, ["alone_msym_per_s", "shared_aggregate_msym_per_s", "aggregate_speedup"])
 
 
+def test_gpu_samples(tmp_path):
+    data = smoke("gpu_samples", tmp_path)  # CPU against CPU here: the script's own check
+    assert data["device"] == "cpu" and data["differences"] == []
+
+
 def test_scale(tmp_path):
     data = smoke("scale", tmp_path)
     (run,) = data["runs"]

@@ -340,7 +340,7 @@ def test_progress_counts_diverged_trials_and_says_how_long_trials_wait(capsys):
     progress.idle_since = time.monotonic() - 20  # no trial running for 20 s
     line = progress.line(2, 1, 0, 1)
     assert line.startswith("[grid] 2/5 done (1 diverged), 0 running, 1 failed, 1m15s elapsed")
-    assert "2 waiting 0m20s for resources" in line
+    assert "2 waiting 20s for resources" in line
     assert "waiting" not in progress.line(2, 1, 1, 1)  # a trial runs: nothing waits for long
     for _ in range(100):  # a log file: one line, not one per control-loop step
         progress.show(final=False)

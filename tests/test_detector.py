@@ -21,6 +21,22 @@ def test_symbol_head_marginalizes_the_softmax_per_bit():
     assert bit_logits(x, "bit", labels) is x
 
 
+def test_symbol_head_marginalization_holds_for_confident_outputs_and_every_order():
+    """Logits 200 apart (probabilities far below float32's range), against float64 log-sum-exps
+    over each bit's points, for every constellation size."""
+    gen = torch.Generator().manual_seed(1)
+    for k in (2, 4, 6, 8):
+        labels = bit_labels(k)
+        logits = torch.randn(64, 2**k, generator=gen) * 200
+        exact = logits.double()
+        ones = [torch.logsumexp(exact[:, labels[:, j] == 1], dim=-1) for j in range(k)]
+        zeros = [torch.logsumexp(exact[:, labels[:, j] == 0], dim=-1) for j in range(k)]
+        expected = torch.stack(ones, dim=1) - torch.stack(zeros, dim=1)
+        got = bit_logits(logits, "symbol", labels)
+        assert got.shape == (64, k) and torch.isfinite(got).all()
+        torch.testing.assert_close(got.double(), expected, rtol=1e-5, atol=1e-3)
+
+
 def test_detector_shapes_and_dropout_layers():
     net = Detector(3, (16, 8), 4, "tanh", dropout=0.2, generator=torch.Generator())
     assert net(torch.randn(7, 3)).shape == (7, 4)

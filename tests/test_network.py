@@ -370,3 +370,22 @@ def test_mlflow_params_name_the_network_and_its_arguments(user_folder):
     assert logged["model.width"] == "6" and logged["config.model.width"] == "6"
     assert logged["config.model.name"] == "usernet:TwoLayer"
     assert logged["config.optimizer.betas"] == "[0.8, 0.99]"
+
+
+def test_an_optimizer_setting_is_checked_once_per_process_and_a_bad_one_every_time(monkeypatch):
+    from symgrid.trainables import optimizers
+    from symgrid.trainables.schema import ConfigError
+
+    calls, real = [], optimizers.check_once
+    monkeypatch.setattr(optimizers, "PASSED", set())
+    monkeypatch.setattr(optimizers, "check_once", lambda *a: calls.append(a) or real(*a))
+    for _ in range(3):  # a grid repeats one setting in every trial
+        optimizers.check("rmsprop", 0.01, {"alpha": 0.95}, True)
+    assert len(calls) == 1
+    for _ in range(2):  # a refused setting is never remembered
+        with pytest.raises(ConfigError, match="centered: expected true or false"):
+            optimizers.check("rmsprop", 0.01, {"alpha": 0.95, "centered": 1}, True)
+    optimizers.check("rmsprop", 0.01, {"alpha": 0.95, "centered": True}, True)
+    with pytest.raises(ConfigError, match="expected true or false"):  # 1 == True as a key
+        optimizers.check("rmsprop", 0.01, {"alpha": 0.95, "centered": 1}, True)
+    assert len(calls) == 5

@@ -1,6 +1,7 @@
 """The report from a real small run folder: files, contents, partial runs, errors, a browser."""
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -256,6 +257,12 @@ def test_statistics_are_computed_once_and_read_by_the_report(run_folder, tmp_pat
     ).stat().st_mtime_ns
     write_report([run])
     assert calls == [1]  # fresh again
+    written = json.loads((run / "statistics.json").read_text())
+    assert written["analysis_code"] == derive.analysis_code()
+    (run / "statistics.json").write_text(json.dumps({**written, "analysis_code": "older"}))
+    os.utime(run / "statistics.json")  # newer than the tables, but from other analysis code
+    write_report([run])
+    assert calls == [1, 1]  # computed again by this code
 
 
 def with_rate_gap(run: Path) -> Path:

@@ -27,7 +27,7 @@ from mlflow import MlflowClient
 from ray.tune.experiment import Trial
 from symgrid.analysis.links import MLFLOW_RUNS
 from symgrid.grid.cli import build_parser, main
-from symgrid.grid.run import start_run
+from symgrid.grid.layout import start_run
 from symgrid.grid.spec import expand, load_spec
 from symgrid.grid.tracking import EPOCH_METRICS, HTTP_DEFAULTS, TENSORBOARD, tracking_callbacks
 from symgrid.trainables.records import write_trial_dir

@@ -157,24 +157,6 @@ def test_samples_do_not_depend_on_the_device(fresh):
             assert torch.equal(gen.get_state(), on_cpu.generators()[name].get_state()), name
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA: checked on a GPU node")
-def test_a_trial_on_cuda_sees_the_samples_it_sees_on_the_cpu():
-    cfg = parse_trial_config(EVERY_STREAM)
-    cpu, cuda = Trainer(cfg, "cpu"), Trainer(cfg, "cuda")
-    for field in ("y", "no", "symbol_index"):
-        assert torch.equal(getattr(cpu.train_set, field), getattr(cuda.train_set, field).cpu())
-        assert torch.equal(getattr(cpu.val_set, field), getattr(cuda.val_set, field).cpu())
-    cpu.step(), cuda.step()
-    for name, gen in cpu.generators().items():
-        assert torch.equal(gen.get_state(), cuda.generators()[name].get_state()), name
-    a, b = run_trial(EVERY_STREAM), run_trial(EVERY_STREAM, device="cuda")
-    assert b.summary["device"] == "cuda"
-    assert [p["bits"] for p in a.ber] == [p["bits"] for p in b.ber]
-    for e, pred in a.predictions.items():
-        assert np.array_equal(pred.y, b.predictions[e].y)
-        assert np.array_equal(pred.eta, b.predictions[e].eta)
-
-
 @pytest.mark.slow
 def test_stored_posterior_belongs_to_the_stored_samples():
     out = run_trial({**EVERY_STREAM, "regularization": "none"})

@@ -16,6 +16,16 @@ import numpy as np
 import torch
 from symgrid.trainables.constellation import bit_labels, qam
 
+__all__ = [
+    "Batch",
+    "ebno_db_to_no",
+    "features",
+    "point_key",
+    "sample_ebno_db",
+    "seeded_generator",
+    "transmit",
+]
+
 
 def ebno_db_to_no(ebno_db, num_bits_per_symbol: int, coderate: float = 1.0):
     """Noise power spectral density ``N0`` for a given Eb/N0, with ``Es = 1``.

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 from symgrid.trainables.schema import bounded
 
+__all__ = ["CheckpointPolicy"]
+
 
 @dataclass(frozen=True)
 class CheckpointPolicy:

@@ -42,6 +42,25 @@ from symgrid.trainables.schema import (
     type_hints,
 )
 
+__all__ = [
+    "Eval",
+    "OPEN",
+    "Optimizer",
+    "SECTIONS",
+    "Train",
+    "TrialConfig",
+    "check_leaf",
+    "config_to_dict",
+    "dropout_p",
+    "hidden_widths",
+    "model_shape",
+    "network_size",
+    "optimizer_kwargs",
+    "parse_regularization",
+    "parse_section",
+    "parse_trial_config",
+]
+
 
 @dataclass(frozen=True)
 class Modulation:

@@ -13,6 +13,8 @@ from functools import cache
 import numpy as np
 import torch
 
+__all__ = ["SUPPORTED_BITS", "bit_labels", "check_num_bits_per_symbol", "pam", "qam"]
+
 SUPPORTED_BITS = (2, 4, 6, 8)  # square QAM: QPSK, 16-, 64- and 256-QAM
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+__all__ = ["Detector", "GeneratorDropout", "bit_logits", "num_parameters"]
+
 ACTIVATIONS = {
     "relu": nn.ReLU,
     "tanh": nn.Tanh,
@@ -93,10 +95,15 @@ def bit_logits(logits: torch.Tensor, head: str, labels: torch.Tensor) -> torch.T
     """
     if head == "bit":
         return logits
-    log_p = torch.log_softmax(logits, dim=-1)[:, :, None]  # [n, 2**k, 1]
-    log_one = torch.log(labels)[None]  # [1, 2**k, k], -inf where the bit is 0
-    log_zero = torch.log1p(-labels)[None]
-    return torch.logsumexp(log_p + log_one, dim=1) - torch.logsumexp(log_p + log_zero, dim=1)
+    log_p = torch.log_softmax(logits, dim=-1)  # [n, 2**k]
+    # Per bit, the points whose label has it 0 (first half) and 1 (second half), each in
+    # ascending order: a log-sum-exp over the last, contiguous axis of [n, k, 2**k / 2] runs
+    # about twice as fast as one over the points' axis of [n, 2**k, k] with -inf for the others.
+    half = labels.shape[0] // 2
+    order = torch.argsort(labels.T, dim=1, stable=True)  # [k, 2**k]
+    return torch.logsumexp(log_p[:, order[:, half:]], dim=-1) - torch.logsumexp(
+        log_p[:, order[:, :half]], dim=-1
+    )
 
 
 def num_parameters(model: nn.Module) -> int:

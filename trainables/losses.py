@@ -14,6 +14,8 @@ import torch
 from symgrid.trainables.schema import Named, NoParams, bounded
 from torch import nn
 
+__all__ = ["LOSSES", "PROBABILITY_LOSSES", "SMOOTHABLE", "head", "make_loss", "smooth"]
+
 
 @dataclass(frozen=True)
 class BceLogits:

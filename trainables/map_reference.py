@@ -18,6 +18,19 @@ from symgrid.trainables import reference
 from symgrid.trainables.channel import point_key, seeded_generator, transmit
 from symgrid.trainables.constellation import qam
 
+__all__ = [
+    "CACHE_BYTES",
+    "bit_cross_entropy",
+    "budget_symbols",
+    "cache_bytes",
+    "chunk_sizes",
+    "clear_cache",
+    "compute_map_side",
+    "map_side",
+    "point_chunks",
+    "unpack",
+]
+
 TEST_STREAM = "test"  # the test samples of Eb/N0 point e come from (seed, "test", point_key(e))
 # Samples x points per exact-LLR slice: bounds its memory (256-QAM too), and slices that fit in
 # cache run 2-3x faster than 2**24 (benchmarks/evaluation.py).

@@ -14,6 +14,18 @@ import torch
 from scipy.stats import beta, binomtest
 from symgrid.trainables import map_reference, reference
 
+__all__ = [
+    "LOGIT_CLAMP",
+    "PROB_EPS",
+    "clopper_pearson",
+    "evaluate_ber",
+    "log_ratio_se",
+    "mcnemar_pvalue",
+    "rates",
+    "ratio_to_map",
+    "trial_ratio_to_map",
+]
+
 _CONFIDENCE = 0.95  # Clopper-Pearson level reported per Eb/N0 point
 # Added to both error counts of a point before their ratio (the Haldane-Anscombe correction):
 # a point where MAP made no errors still counts, and the ratio stays finite.

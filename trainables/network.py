@@ -23,8 +23,25 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import torch
+from symgrid.trainables.messages import first_line
 from symgrid.trainables.schema import ConfigError
 from torch import nn
+
+__all__ = [
+    "BUILTIN_MODELS",
+    "accepts",
+    "build",
+    "check",
+    "describe",
+    "freeze",
+    "instantiate",
+    "load_classes",
+    "register_all",
+    "registered_for",
+    "resolve",
+    "save_classes",
+    "with_class_names",
+]
 
 BUILTIN_MODELS = ("mlp", "baseline")
 RESERVED = ("num_inputs", "num_outputs")  # symgrid passes these itself
@@ -103,9 +120,13 @@ def resolve(name: str, path: str = "model.name") -> type:
                 f"module {module_name!r} not found (is its folder the current one or on"
                 " PYTHONPATH?)",
             ) from None
-        raise ConfigError(path, f"importing {module_name!r} failed: {one_line(err)}") from None
+        raise ConfigError(
+            path, f"importing {module_name!r} failed: {first_line(err, typed=True)}"
+        ) from None
     except Exception as err:
-        raise ConfigError(path, f"importing {module_name!r} failed: {one_line(err)}") from None
+        raise ConfigError(
+            path, f"importing {module_name!r} failed: {first_line(err, typed=True)}"
+        ) from None
     obj = module
     for part in qualname.split("."):
         obj = getattr(obj, part, None)
@@ -114,11 +135,6 @@ def resolve(name: str, path: str = "model.name") -> type:
     if not (isinstance(obj, type) and issubclass(obj, nn.Module)):
         raise ConfigError(path, f"{name!r} is a {type(obj).__name__}, not a torch.nn.Module class")
     return obj
-
-
-def one_line(err: BaseException) -> str:
-    lines = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {lines[0] if lines else ''}"[:300]
 
 
 def accepts(cls: type, key: str) -> bool:
@@ -153,7 +169,7 @@ def build(cls: type, name: str, num_inputs: int, num_outputs: int, kwargs: dict)
     try:
         return cls(num_inputs=num_inputs, num_outputs=num_outputs, **kwargs)
     except Exception as err:
-        raise ConfigError("model", f"{name}(...) raised {one_line(err)}") from None
+        raise ConfigError("model", f"{name}(...) raised {first_line(err, typed=True)}") from None
 
 
 @functools.lru_cache(maxsize=256)
@@ -170,7 +186,9 @@ def _checked(cls: type, name: str, num_inputs: int, num_outputs: int, frozen: tu
             with torch.no_grad():
                 output = model.eval()(x)
         except Exception as err:
-            raise ConfigError("model", f"{name}.forward raised {one_line(err)}") from None
+            raise ConfigError(
+                "model", f"{name}.forward raised {first_line(err, typed=True)}"
+            ) from None
     want = [CHECK_SAMPLES, num_outputs]
     tensor = isinstance(output, torch.Tensor)
     if not tensor or list(output.shape) != want or not output.is_floating_point():

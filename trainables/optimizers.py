@@ -17,6 +17,8 @@ import inspect
 import torch
 from symgrid.trainables.schema import ConfigError, did_you_mean
 
+__all__ = ["arguments", "build", "check", "resolve"]
+
 # torch.optim classes a trial's loop cannot drive, with the reason.
 UNSUPPORTED = {
     "lbfgs": "needs a closure that re-evaluates the loss at every step",
@@ -47,6 +49,7 @@ def resolve(name: str, path: str = "optimizer.name") -> type:
     return classes[name]
 
 
+@functools.cache
 def arguments(cls: type) -> dict[str, inspect.Parameter]:
     params = inspect.signature(cls).parameters
     return {
@@ -60,7 +63,26 @@ def arguments(cls: type) -> dict[str, inspect.Parameter]:
 
 
 def check(name: str, lr: float, kwargs: dict, l2: bool, path: str = "optimizer") -> None:
-    """Refuse unknown keyword arguments, values torch refuses, and ``l2`` without weight decay."""
+    """Refuse unknown keyword arguments, values torch refuses, and ``l2`` without weight decay.
+
+    A grid checks one optimizer setting thousands of times (once per trial): a setting that
+    passed is remembered, so each distinct one is checked once per process."""
+    try:
+        typed = tuple(sorted((k, type(v).__name__, v) for k, v in kwargs.items()))
+        key = (name, type(lr).__name__, lr, typed, l2, path)  # 1 and True are equal keys
+        if key in PASSED:
+            return
+    except TypeError:  # a value that is not hashable: checked every time
+        key = None
+    check_once(name, lr, kwargs, l2, path)
+    if key is not None:
+        PASSED.add(key)
+
+
+PASSED: set[tuple] = set()  # the settings :func:`check` accepted (they stay accepted)
+
+
+def check_once(name: str, lr: float, kwargs: dict, l2: bool, path: str) -> None:
     cls = resolve(name, f"{path}.name")
     allowed = arguments(cls)
     full = f"torch.optim.{cls.__name__}"

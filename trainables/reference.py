@@ -18,6 +18,16 @@ from scipy.special import erfc, logsumexp, ndtr
 from symgrid.trainables.channel import ebno_db_to_no
 from symgrid.trainables.constellation import bit_labels, check_num_bits_per_symbol, pam, qam
 
+__all__ = [
+    "ber_average",
+    "ber_map",
+    "ber_nearest",
+    "exact_llr",
+    "map_bits",
+    "nearest_symbol_bits",
+    "posterior",
+]
+
 _GRID_POINTS = 4_000  # root scan per axis; even, so x = 0 is never on it; 1e5 agrees to 1e-15
 _GRID_SIGMAS = 40.0  # grid spans the constellation +- 40 sigma: tails beyond are < 1e-300
 

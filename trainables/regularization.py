@@ -25,6 +25,18 @@ import torch
 from symgrid.trainables.schema import Named, NoParams, bounded
 from torch import nn
 
+__all__ = [
+    "Dropout",
+    "EarlyStopper",
+    "EarlyStopping",
+    "Knobs",
+    "REGULARIZERS",
+    "knobs",
+    "param_groups",
+    "penalty",
+    "weights",
+]
+
 
 @dataclass(frozen=True)
 class L2:

@@ -12,6 +12,8 @@ import torch
 from symgrid.trainables.schema import Named, NoParams, bounded
 from torch.optim import lr_scheduler
 
+__all__ = ["Linear", "SCHEDULERS", "Schedule", "build"]
+
 
 @dataclass(frozen=True)
 class Step:

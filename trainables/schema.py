@@ -18,6 +18,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+__all__ = [
+    "ConfigError",
+    "Named",
+    "NoParams",
+    "bounded",
+    "check",
+    "check_bounds",
+    "describe",
+    "did_you_mean",
+    "join",
+    "parse",
+    "parse_named",
+    "to_plain",
+    "type_hints",
+]
+
 
 class ConfigError(ValueError):
     """A bad config value. ``str(err)`` is one line: ``path: what is wrong``."""

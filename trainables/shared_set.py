@@ -16,6 +16,8 @@ import torch
 from symgrid.trainables.channel import Batch, point_key, seeded_generator, transmit
 from symgrid.trainables.reference import posterior
 
+__all__ = ["Predictions", "predict_shared", "shared_eval_set"]
+
 BIASVAR_SEED = 20_000_101  # one shared evaluation set for every trial, whatever its seed
 BIASVAR_STREAM = "biasvar"
 

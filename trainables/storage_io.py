@@ -23,6 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+from symgrid.trainables.messages import last_line
 
 __all__ = [
     "IO_THREADS",
@@ -58,12 +59,6 @@ class StorageUnreachable(Exception):
     def __init__(self, path: str, cause: BaseException | str):
         self.path, self.cause = path, last_line(cause)
         super().__init__(f"{path}: {self.cause}")
-
-
-def last_line(error) -> str:
-    """The last line of an error's text (a traceback's last line names the exception)."""
-    text = str(error).strip().splitlines()
-    return text[-1][:500] if text else type(error).__name__
 
 
 def filesystem(root: str | Path) -> tuple[pafs.FileSystem, str]:

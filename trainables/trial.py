@@ -31,6 +31,8 @@ from symgrid.trainables.metrics import LOGIT_CLAMP, evaluate_ber, trial_ratio_to
 from symgrid.trainables.schedulers import Schedule
 from symgrid.trainables.shared_set import Predictions, predict_shared
 
+__all__ = ["Trainer", "TrialOutcome", "run_trial", "trial_summary"]
+
 EVAL_CHUNK = 65536  # symbols per forward pass when no gradient is needed
 SHUFFLE_SYMBOLS = 1 << 20  # shuffled training symbols gathered at once: ~40 MB, not a set copy
 

@@ -38,16 +38,31 @@ import torch
 from ray import tune
 from symgrid.trainables import network
 from symgrid.trainables.checkpointing import CheckpointPolicy
+from symgrid.trainables.messages import last_line
 from symgrid.trainables.records import FINISHED, RecordStore
 from symgrid.trainables.storage_io import (
     StorageUnreachable,
     atomic,
     filesystem,
-    last_line,
     read_bytes,
     retrying,
 )
 from symgrid.trainables.trial import Trainer, run_trial
+
+__all__ = [
+    "GATE_ENV",
+    "PlanMissing",
+    "RunFiles",
+    "STATE_FILE",
+    "hold_at_gate",
+    "load_state",
+    "nested",
+    "read_plan",
+    "save_state",
+    "search_trainable",
+    "storage_error",
+    "trainable",
+]
 
 STATE_FILE = "state.pt"
 GATE_ENV = "SYMGRID_TEST_GATE"  # test hook only: a folder of hold files, see hold_at_gate
