@@ -24,7 +24,7 @@ from symgrid.grid.run import (
     run_trials,
 )
 from symgrid.grid.spec import Spec, load_spec
-from symgrid.grid.tuning import set_tune_env
+from symgrid.grid.tuning import SharedIdsGrid, set_tune_env
 from symgrid.trainables import network
 from symgrid.trainables.checkpointing import CheckpointPolicy
 from symgrid.trainables.messages import last_line
@@ -95,7 +95,11 @@ def restored_tuner(info: dict, files: RunFiles, verbose: bool, started) -> tune.
     if internal is None:
         return tuner
     limit = info["ray"].get("max_concurrent")
-    internal._tune_config = replace(internal._tune_config, max_concurrent_trials=limit)
+    search = internal._tune_config.search_alg
+    if isinstance(search, SharedIdsGrid):  # it keeps this limit over the saved one
+        search.max_concurrent = limit or 0
+    else:  # a run started before SharedIdsGrid
+        internal._tune_config = replace(internal._tune_config, max_concurrent_trials=limit)
     callbacks = internal._run_config.callbacks or []
     for i, callback in enumerate(callbacks):
         if isinstance(callback, Progress):

@@ -29,7 +29,7 @@ from symgrid.grid.ray_session import ray_session
 from symgrid.grid.record_copy import copy_records
 from symgrid.grid.spec import Spec, TrialSpec
 from symgrid.grid.storage import probe_storage, unshared_storage
-from symgrid.grid.tuning import EndedFirstFIFO, TrialIds, loggers, set_tune_env
+from symgrid.grid.tuning import EndedFirstFIFO, SharedIdsGrid, loggers, set_tune_env
 from symgrid.trainables import network
 from symgrid.trainables.messages import last_line
 from symgrid.trainables.records import RecordStore
@@ -125,11 +125,11 @@ def new_tuner(
     progress = Progress(info["name"], info["trials"], verbose, started)
     return tune.Tuner(
         tune.with_resources(tune.with_parameters(trainable, run=files), info["resources"]),
-        param_space={"trial": tune.grid_search(TrialIds(ids))},
+        param_space={"trial": tune.grid_search(ids)},  # shared again by SharedIdsGrid
         tune_config=tune.TuneConfig(
             reuse_actors=True,
             scheduler=EndedFirstFIFO(),
-            max_concurrent_trials=info["ray"].get("max_concurrent"),
+            search_alg=SharedIdsGrid(max_concurrent=info["ray"].get("max_concurrent") or 0),
             trial_name_creator=trial_name,
             trial_dirname_creator=trial_name,
         ),

@@ -2,10 +2,12 @@
 agree with each other (ratios recomputed from their parts, peaks above their parts)."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 pytestmark = [
@@ -115,3 +117,20 @@ def test_calibration(tmp_path):
     for n in (2, 3, 5):
         now, before = rows[(n, "seed-level (now)")], rows[(n, "blocks as replicates (before)")]
         assert now["coverage"] > before["coverage"] and now["fwer_null"] < before["fwer_null"]
+
+
+def test_same_results_says_identical_and_names_what_differs(run_folder, tmp_path):
+    script = [sys.executable, str(BENCHMARKS / "same_results.py")]
+    copy = tmp_path / "copy"
+    shutil.copytree(run_folder, copy)
+    same = subprocess.run([*script, str(run_folder), str(copy)], capture_output=True, text=True)
+    assert same.returncode == 0 and same.stdout.count("identical") == 3, same.stdout + same.stderr
+    ber = pd.read_parquet(copy / "ber.parquet")
+    ber.loc[0, "errors"] += 1  # one count in one row
+    trials = pd.read_parquet(copy / "trials.parquet")
+    trials["wall_s"] += 1.0  # timing is not a result
+    ber.to_parquet(copy / "ber.parquet"), trials.to_parquet(copy / "trials.parquet")
+    differ = subprocess.run([*script, str(run_folder), str(copy)], capture_output=True, text=True)
+    assert differ.returncode == 1
+    lines = differ.stdout.splitlines()
+    assert lines[0].endswith(": identical") and lines[2].endswith("errors in 1 rows"), lines
