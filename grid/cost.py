@@ -32,7 +32,12 @@ import json
 import math
 from pathlib import Path
 
-from symgrid.trainables.config import hidden_widths, network_size, parse_trial_config
+from symgrid.trainables.config import (
+    TrialConfig,
+    hidden_widths,
+    network_size,
+    parse_trial_config,
+)
 from symgrid.trainables.losses import head
 from symgrid.trainables.map_reference import budget_symbols
 from symgrid.trainables.network import BUILTIN_MODELS
@@ -51,7 +56,11 @@ def rates() -> dict:
 def num_params(config: dict) -> int:
     """Weights and biases of the trial's detector (inputs 2 or 3, outputs k or 2^k); a user
     network's counted on the module itself (built once when its config was checked)."""
-    cfg = parse_trial_config(config)
+    return detector_size(parse_trial_config(config))
+
+
+def detector_size(cfg: TrialConfig) -> int:
+    """:func:`num_params` of a parsed config."""
     if cfg.model.name not in BUILTIN_MODELS:
         return network_size(cfg)
     k = cfg.modulation.num_bits_per_symbol
@@ -77,7 +86,7 @@ def features(config: dict) -> dict[str, float]:
     dropout = "dropout" in names or cfg.model.dropout > 0
     builtin = cfg.model.name in BUILTIN_MODELS
     return {
-        "params": num_params(config),
+        "params": detector_size(cfg),
         "symbol_head": 2**k * k if head(cfg.loss) == "symbol" else 0,
         "dropout_units": sum(hidden_widths(cfg)) if dropout and builtin else 0,
         "penalty": 1 if names & {"l1", "elastic_net"} else 0,

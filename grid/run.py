@@ -3,8 +3,9 @@
 What a run writes before its trials, and where, is ``grid.layout``. With ``--storage URI`` the
 driver copies each trial's records into ``DIR/trials`` as the trial ends (``grid.record_copy``)
 and whatever is missing when the tables are built. The storage is probed before anything is
-written (``grid.storage.probe_storage``); a storage that stops answering ends the run in one line
-(exit 130, no tables) and ``symgrid resume DIR`` continues once it answers.
+written (``grid.storage.probe_storage``, by ``symgrid.api`` before Ray starts); a storage that
+stops answering ends the run in one line (exit 130, no tables) and ``symgrid resume DIR``
+continues once it answers.
 
 Ray sees each trial only as its id (``{"trial": "t0042"}``): the definitions reach the trials
 through the plan file, so Tune's variant generation and experiment snapshots stay O(1) per trial.
@@ -85,8 +86,9 @@ def run_grid(
     out = out.resolve()
     ray_args = {"address": address, "num_cpus": num_cpus, "num_gpus": num_gpus}
     ray_args["max_concurrent"] = max_concurrent
+    # Guards the removal of an earlier run below; the storage was probed by the caller before
+    # the "starting Ray" line (symgrid.api), so a missing bucket costs no second round trip.
     refuse(fit.refusal(spec, len(trials), out, overwrite, ray_args))
-    refuse(probe_storage(storage) if storage else None)  # before any folder, before Ray
     replace = holds_run(out)  # an earlier run that may go (--overwrite, or none started)
     with ray_session(address, num_cpus, num_gpus, verbose):
         refuse(unshared_storage(address, storage, sum(n["Alive"] for n in ray.nodes())))

@@ -377,7 +377,7 @@ def test_an_optimizer_setting_is_checked_once_per_process_and_a_bad_one_every_ti
     from symgrid.trainables.schema import ConfigError
 
     calls, real = [], optimizers.check_once
-    monkeypatch.setattr(optimizers, "PASSED", set())
+    optimizers._remembered.cache_clear()
     monkeypatch.setattr(optimizers, "check_once", lambda *a: calls.append(a) or real(*a))
     for _ in range(3):  # a grid repeats one setting in every trial
         optimizers.check("rmsprop", 0.01, {"alpha": 0.95}, True)

@@ -66,20 +66,16 @@ def check(name: str, lr: float, kwargs: dict, l2: bool, path: str = "optimizer")
     """Refuse unknown keyword arguments, values torch refuses, and ``l2`` without weight decay.
 
     A grid checks one optimizer setting thousands of times (once per trial): a setting that
-    passed is remembered, so each distinct one is checked once per process."""
-    try:
-        typed = tuple(sorted((k, type(v).__name__, v) for k, v in kwargs.items()))
-        key = (name, type(lr).__name__, lr, typed, l2, path)  # 1 and True are equal keys
-        if key in PASSED:
-            return
-    except TypeError:  # a value that is not hashable: checked every time
-        key = None
-    check_once(name, lr, kwargs, l2, path)
-    if key is not None:
-        PASSED.add(key)
+    passed is remembered (as ``network`` remembers a checked network), so each distinct one is
+    checked once per process; a refused one raises every time. The values (frozen by the config
+    parser, so hashable) enter the key with their types: 1 and True are equal keys otherwise."""
+    typed = tuple(sorted((k, type(v), v) for k, v in kwargs.items()))
+    _remembered(name, type(lr), lr, typed, l2, path)
 
 
-PASSED: set[tuple] = set()  # the settings :func:`check` accepted (they stay accepted)
+@functools.lru_cache(maxsize=1024)
+def _remembered(name: str, lr_type: type, lr: float, typed: tuple, l2: bool, path: str) -> None:
+    check_once(name, lr, {key: value for key, _, value in typed}, l2, path)
 
 
 def check_once(name: str, lr: float, kwargs: dict, l2: bool, path: str) -> None:
